@@ -1,0 +1,58 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Both (re)use .venv and reinstall only when a requirement file or a package's pyproject changed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+REQ_FILES := requirements.txt requirements-dev.txt sft/pyproject.toml grpo/pyproject.toml eval/pyproject.toml
+REQ_HASH := $(shell cat $(REQ_FILES) | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.stamp-$(REQ_HASH)
+
+# Offline everywhere: tests and the demo never touch the hub or wandb's servers.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export WANDB_MODE := disabled
+export HF_HUB_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
+export TOKENIZERS_PARALLELISM := false
+# DeepSpeed on machines without a GPU.
+export DS_ACCELERATOR ?= $(shell $(PYTHON) -c "import shutil,sys; sys.stdout.write('' if shutil.which('nvidia-smi') else 'cpu')")
+PYTEST_ARGS ?=
+FRESH ?= 0
+
+.PHONY: setup test test-slow test-gpu lint style demo clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): $(REQ_FILES)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e sft -e grpo -e eval
+	$(PY) -m pip check
+	@rm -f $(VENV)/.stamp-*
+	@touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: setup
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+test-gpu: setup
+	$(PY) -m pytest -m gpu $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+style: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+demo: setup
+	FRESH=$(FRESH) bash scripts/demo.sh
+
+clean-venv:
+	rm -rf $(VENV)

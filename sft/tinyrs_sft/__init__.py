@@ -1,0 +1,3 @@
+"""TinyRS sft package."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,110 @@
+"""The offline tiny Qwen2-VL checkpoint behaves like a hub checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+
+QWEN2VL_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|image_pad|>", "<|video_pad|>"]
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_model_dir):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    return processor, model
+
+
+def _batch(processor, size=(112, 112), text="{VQA} Is there a ship in the image? Answer yes or no."):
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+    image = Image.new("RGB", size, (20, 90, 160))
+    return prompt, processor(text=[prompt], images=[image], return_tensors="pt")
+
+
+def test_loads_offline_as_qwen2vl(loaded, tiny_model_dir):
+    processor, model = loaded
+    assert type(model).__name__ == "Qwen2VLForConditionalGeneration"
+    assert type(processor).__name__ == "Qwen2VLProcessor"
+    for name in ["config.json", "generation_config.json", "tokenizer.json", "chat_template.jinja"]:
+        assert (tiny_model_dir / name).is_file(), name
+
+
+def test_special_tokens_in_real_order_and_config_ids_match(loaded):
+    processor, model = loaded
+    tok = processor.tokenizer
+    ids = [tok.convert_tokens_to_ids(t) for t in QWEN2VL_SPECIALS]
+    # Real Qwen2-VL: 151643, 151644, 151645, ..., 151652, 151655, 151656 (same offsets here).
+    base = ids[0]
+    assert [i - base for i in ids] == [0, 1, 2, 9, 12, 13]
+    assert model.config.image_token_id == tok.convert_tokens_to_ids("<|image_pad|>")
+    assert model.config.video_token_id == tok.convert_tokens_to_ids("<|video_pad|>")
+    assert model.config.vision_start_token_id == tok.convert_tokens_to_ids("<|vision_start|>")
+    eos = model.generation_config.eos_token_id
+    assert eos == [tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")]
+    assert model.config.text_config.vocab_size >= len(tok)
+
+
+def test_official_chat_template_layout(loaded):
+    processor, _ = loaded
+    prompt, _ = _batch(processor, text="{CLS} Classify the scene.")
+    assert prompt == (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+        "<|vision_start|><|image_pad|><|vision_end|>{CLS} Classify the scene.<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_tokenizer_round_trips_demo_text(loaded):
+    processor, _ = loaded
+    tok = processor.tokenizer
+    text = "<reasoning> The background is blue. </reasoning><answer>[[120, 40, 560, 980]]</answer>"
+    assert tok.decode(tok(text)["input_ids"]) == text
+
+
+@pytest.mark.parametrize(("size", "expected_tokens"), [((56, 56), 4), ((112, 112), 16), ((224, 112), 32)])
+def test_image_token_count_follows_image_size(loaded, size, expected_tokens):
+    processor, model = loaded
+    _, batch = _batch(processor, size=size)
+    n_image_tokens = int((batch["input_ids"] == model.config.image_token_id).sum())
+    assert n_image_tokens == expected_tokens
+    t, h, w = batch["image_grid_thw"][0].tolist()
+    assert t * h * w == expected_tokens * 4  # 2x2 patches merge into one token
+
+
+def test_forward_backward_finite_with_vision_gradients(loaded):
+    processor, model = loaded
+    _, batch = _batch(processor)
+    model.train()
+    model.zero_grad()
+    out = model(**batch, labels=batch["input_ids"])
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    vision_grads = [p.grad for n, p in model.named_parameters() if "visual" in n and p.grad is not None]
+    assert vision_grads, "no gradient reached the vision tower"
+    assert all(torch.isfinite(g).all() for g in vision_grads)
+    assert sum(float(g.abs().sum()) for g in vision_grads) > 0
+    model.eval()
+
+
+def test_generate_stops_within_budget(loaded):
+    processor, model = loaded
+    _, batch = _batch(processor)
+    with torch.no_grad():
+        out = model.generate(**batch, max_new_tokens=6, do_sample=False)
+    assert out.shape[0] == 1
+    assert batch["input_ids"].shape[1] < out.shape[1] <= batch["input_ids"].shape[1] + 6
+
+
+def test_deterministic_given_seed(tmp_path):
+    from make_tiny_model import build_tiny_model
+
+    a = build_tiny_model(tmp_path / "a", preset="tiny", seed=3)
+    b = build_tiny_model(tmp_path / "b", preset="tiny", seed=3)
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    assert json.loads((a / "tokenizer.json").read_text()) == json.loads((b / "tokenizer.json").read_text())
