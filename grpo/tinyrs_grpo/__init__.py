@@ -1,0 +1,3 @@
+"""TinyRS grpo package."""
+
+__version__ = "0.1.0"

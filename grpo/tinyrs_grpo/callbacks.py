@@ -1,0 +1,44 @@
+"""Trainer callbacks: a plain JSONL metrics log (works with report_to none) and the judge's final counters."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from typing import Any
+
+from transformers import TrainerCallback
+
+
+logger = logging.getLogger(__name__)
+
+
+class JsonlLogCallback(TrainerCallback):
+    """Append every log record (step metrics: rewards, reward_std, frac_reward_zero_std, kl, judge/*) to a file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        record = {"step": state.global_step}
+        for key, value in logs.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+            record[key] = value
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, default=str) + "\n")
+
+
+class JudgeSummaryCallback(TrainerCallback):
+    """Log the judge's cumulative counters at the end of training."""
+
+    def __init__(self, judge: Any) -> None:
+        self.judge = judge
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        stats = self.judge.stats.snapshot()
+        logger.info("judge totals: %s", ", ".join(f"{k}={v}" for k, v in stats.items()))

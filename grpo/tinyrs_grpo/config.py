@@ -1,0 +1,94 @@
+"""Script arguments of ``tinyrs-grpo train`` (parsed with TRL's ``GRPOConfig`` and ``ModelConfig`` by TrlParser).
+
+Everything about the loss, generation, optimisation and saving is TRL's ``GRPOConfig`` (``--beta``,
+``--num_generations``, ``--max_completion_length``, ``--loss_type``, ``--scale_rewards``, ``--reward_weights``,
+``--use_vllm``, ``--log_completions`` ...). This class adds what TinyRS needs on top: image pixel bounds, the prompt
+length bound, the reward names, data checks and the judge. There is deliberately no flag for the judge's API key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from trl import ScriptArguments
+
+from tinyrs_grpo.judge import API_KEY_ENV, DEFAULT_JUDGE_MODEL
+
+
+JUDGE_MODES = ("auto", "openai", "none")
+
+
+@dataclass
+class GRPOScriptArguments(ScriptArguments):
+    """TinyRS GRPO script arguments (dataset_name, dataset_config, dataset_train_split/test_split come from TRL)."""
+
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["accuracy", "format"],
+        metadata={
+            "help": "Reward functions: accuracy, format, exact, iou, judge, or a dotted import path "
+            "(my_pkg.module.my_reward). Weights: --reward_weights."
+        },
+    )
+    max_pixels: int = field(
+        default=12845056,
+        metadata={"help": "Upper bound on image pixels (H*W after resizing); sets the processor's image size bound."},
+    )
+    min_pixels: int = field(
+        default=3136,
+        metadata={"help": "Lower bound on image pixels (H*W after resizing); sets the processor's image size bound."},
+    )
+    max_prompt_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Drop (and count) rows whose prompt, image tokens included, is longer than this. Prompts are "
+            "never truncated, so image tokens are never cut."
+        },
+    )
+    skip_bad_rows: bool = field(
+        default=False, metadata={"help": "Skip and count bad dataset rows instead of stopping before training."}
+    )
+    judge: str = field(
+        default="auto",
+        metadata={
+            "help": "LLM judge for open-ended (answer_type 0) rows: openai, none, or auto (openai when "
+            f"{API_KEY_ENV} or --judge_base_url is set, else none). With none, open-ended rows are dropped."
+        },
+    )
+    judge_model: str = field(default=DEFAULT_JUDGE_MODEL, metadata={"help": "Judge chat model."})
+    judge_base_url: str | None = field(
+        default=None,
+        metadata={"help": "OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1 for a local judge server)."},
+    )
+    judge_concurrency: int = field(default=16, metadata={"help": "Judge requests in flight at most."})
+    judge_timeout: float = field(default=60.0, metadata={"help": "Seconds per judge request."})
+    judge_max_retries: int = field(
+        default=4, metadata={"help": "Retries (exponential backoff) on 429, 5xx, timeouts and connection errors."}
+    )
+    judge_on_error: str = field(
+        default="none",
+        metadata={"help": "Reward after the last failed retry: none (row ignored by TRL) or zero (0.0)."},
+    )
+    judge_temperature: float = field(default=0.2, metadata={"help": "Judge sampling temperature (original: 0.2)."})
+    judge_max_tokens: int = field(default=64, metadata={"help": "Judge reply length limit in tokens."})
+
+    def __post_init__(self) -> None:
+        if self.judge not in JUDGE_MODES:
+            raise ValueError(f"--judge must be one of {JUDGE_MODES}, got {self.judge!r}")
+        if self.judge_on_error not in ("none", "zero"):
+            raise ValueError(f"--judge_on_error must be 'none' or 'zero', got {self.judge_on_error!r}")
+        if self.min_pixels <= 0 or self.max_pixels <= 0 or self.min_pixels > self.max_pixels:
+            raise ValueError(
+                f"--min_pixels ({self.min_pixels}) and --max_pixels ({self.max_pixels}) must be positive with "
+                "min_pixels <= max_pixels"
+            )
+        if self.max_prompt_length is not None and self.max_prompt_length <= 0:
+            raise ValueError(f"--max_prompt_length must be positive, got {self.max_prompt_length}")
+        if isinstance(self.reward_funcs, str):
+            self.reward_funcs = [self.reward_funcs]
+
+    def resolved_judge(self) -> str:
+        """ "openai" or "none" after resolving ``auto`` from the environment (the key itself is not read here)."""
+        if self.judge == "auto":
+            return "openai" if (os.environ.get(API_KEY_ENV) or self.judge_base_url) else "none"
+        return self.judge
