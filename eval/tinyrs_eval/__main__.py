@@ -1,0 +1,6 @@
+import sys
+
+from tinyrs_eval.cli import main
+
+
+sys.exit(main())

@@ -1,0 +1,182 @@
+"""The 12 benchmarks (RSRM / ScoreRS layout): registry, record validation and image path resolution."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tinyrs_eval.constants import LHRS_TYPE_NAMES
+from tinyrs_eval.errors import BenchmarkError
+from tinyrs_eval.metrics import parse_numbers
+
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    key: str
+    file: str
+    task_type: str  # cls | vqa | bbox | lhrsbench
+
+    @property
+    def stem(self) -> str:
+        return Path(self.file).stem
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    b.key: b
+    for b in (
+        Benchmark("cls_aid", "cls_AID.json", "cls"),
+        Benchmark("cls_METER_ML", "cls_METER_ML.json", "cls"),
+        Benchmark("cls_NWPU_RESISC45", "cls_NWPU_RESISC45.json", "cls"),
+        Benchmark("cls_SIRI", "cls_SIRI_WHU.json", "cls"),
+        Benchmark("cls_WHU_RS19", "cls_WHU_RS19.json", "cls"),
+        Benchmark("vqa_HR-comp", "RSVQA_HR-comp_RSVQA.json", "vqa"),
+        Benchmark("vqa_HR-pre", "RSVQA_HR-presence_RSVQA.json", "vqa"),
+        Benchmark("vqa_LR-comp", "RSVQA_LR-comp_RSVQA.json", "vqa"),
+        Benchmark("vqa_LR-pre", "RSVQA_LR-presence_RSVQA.json", "vqa"),
+        Benchmark("vqa_LR-rural", "RSVQA_LR-rural_urban_RSVQA.json", "vqa"),
+        Benchmark("rs_vg", "VG_DOIR_RSVG_test.json", "bbox"),
+        Benchmark("lhrs_bench", "LHRS-Bench.json", "lhrsbench"),
+    )
+}
+
+
+def parse_tasks(value: str) -> list[Benchmark]:
+    """``all``, one benchmark key, or a comma-separated list of keys (order kept, duplicates dropped)."""
+    keys = [k.strip() for k in str(value).split(",") if k.strip()]
+    if not keys:
+        raise BenchmarkError("--task is empty; use 'all', a benchmark key or a comma list of keys")
+    if keys == ["all"]:
+        return list(BENCHMARKS.values())
+    unknown = [k for k in keys if k not in BENCHMARKS]
+    if unknown:
+        raise BenchmarkError(f"unknown --task {', '.join(unknown)}; choose 'all' or from: {', '.join(BENCHMARKS)}")
+    return [BENCHMARKS[k] for k in dict.fromkeys(keys)]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One benchmark record, validated. ``index`` is its position in the benchmark file."""
+
+    index: int
+    image_path: Path
+    question: str
+    answer: str
+    size: tuple[int, int] | None  # (height, width) as given in the file, if given
+    types: tuple[str, ...] | None  # LHRS-Bench type ids
+    sample_id: str | None
+
+
+def resolve_image_path(record: dict[str, Any], json_path: Path) -> Path:
+    """The original resolution: absolute image_path -> image_path/image; relative -> data_root/image_path/image;
+    absent -> data_root/<json file stem>/image."""
+    image = record["image"]
+    image_path = record.get("image_path")
+    if image_path is None:
+        return json_path.parent / json_path.stem / image
+    if Path(image_path).is_absolute():
+        return Path(image_path) / image
+    return json_path.parent / image_path / image
+
+
+def _where(json_path: Path, index: int, record: Any) -> str:
+    rid = record.get("id") if isinstance(record, dict) else None
+    return f"{json_path} record {index}" + (f" (id {rid})" if rid is not None else "")
+
+
+def parse_record(record: Any, index: int, json_path: Path, task_type: str) -> Sample:
+    """Validate one record; raise BenchmarkError naming file, index (and id) and the problem."""
+    where = _where(json_path, index, record)
+    if not isinstance(record, dict):
+        raise BenchmarkError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    image = record.get("image")
+    if not isinstance(image, str) or not image:
+        raise BenchmarkError(f"{where}: 'image' must be a non-empty string, got {image!r}")
+    if "image_path" in record and not isinstance(record["image_path"], str):
+        raise BenchmarkError(f"{where}: 'image_path' must be a string, got {record['image_path']!r}")
+    conv = record.get("conversations")
+    if not isinstance(conv, list) or len(conv) < 2:
+        raise BenchmarkError(f"{where}: 'conversations' must be a list with a question and an answer turn")
+    values = []
+    for turn_i, turn in enumerate(conv[:2]):
+        if not isinstance(turn, dict) or not isinstance(turn.get("value"), str):
+            raise BenchmarkError(f"{where}: conversations[{turn_i}] has no string 'value'")
+        values.append(turn["value"])
+    size = record.get("size")
+    if size is not None:
+        ok = isinstance(size, (list, tuple)) and len(size) == 2
+        ok = ok and all(isinstance(s, (int, float)) and not isinstance(s, bool) and s > 0 for s in size)
+        if not ok:
+            raise BenchmarkError(f"{where}: 'size' must be [height, width] with positive numbers, got {size!r}")
+        size = (int(size[0]), int(size[1]))
+    types = None
+    if task_type == "lhrsbench":
+        raw = record.get("type")
+        if isinstance(raw, (str, int)):
+            raw = [raw]
+        if not isinstance(raw, list) or not raw or any(str(t).strip() not in LHRS_TYPE_NAMES for t in raw):
+            raise BenchmarkError(f"{where}: 'type' must be a list of LHRS-Bench type ids '1'..'11', got {raw!r}")
+        types = tuple(str(t).strip() for t in raw)
+    if task_type == "bbox":
+        n = len(parse_numbers(values[1]))
+        if n == 0 or n % 4:
+            raise BenchmarkError(f"{where}: grounding answer {values[1]!r} is not a list of [x1, y1, x2, y2] boxes")
+    rid = record.get("id")
+    return Sample(
+        index=index,
+        image_path=resolve_image_path(record, json_path),
+        question=values[0],
+        answer=values[1],
+        size=size,
+        types=types,
+        sample_id=None if rid is None else str(rid),
+    )
+
+
+def load_benchmark(data_root: str | Path, bench: Benchmark, limit: int | None = None) -> list[Sample]:
+    """Read and validate a benchmark file (the first ``limit`` records if given)."""
+    json_path = Path(data_root) / bench.file
+    if not json_path.is_file():
+        raise BenchmarkError(f"benchmark file not found for task {bench.key}: {json_path}")
+    try:
+        with open(json_path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BenchmarkError(f"{json_path}: cannot read benchmark JSON: {exc}") from exc
+    if not isinstance(data, list):
+        raise BenchmarkError(f"{json_path}: expected a JSON list of records, got {type(data).__name__}")
+    if limit is not None:
+        data = data[:limit]
+    return [parse_record(rec, i, json_path, bench.task_type) for i, rec in enumerate(data)]
+
+
+def preflight(data_root: str | Path, benches: list[Benchmark], limit: int | None = None) -> dict[str, list[Sample]]:
+    """Load every selected benchmark and check its image folders exist, before any model is loaded.
+
+    All problems are collected and raised together as one BenchmarkError.
+    """
+    data_root = Path(data_root)
+    if not data_root.is_dir():
+        raise BenchmarkError(f"--data_root is not a directory: {data_root}")
+    loaded: dict[str, list[Sample]] = {}
+    problems: list[str] = []
+    for bench in benches:
+        try:
+            samples = load_benchmark(data_root, bench, limit)
+        except BenchmarkError as exc:
+            problems.append(str(exc))
+            continue
+        missing = sorted({str(s.image_path.parent) for s in samples if not s.image_path.parent.is_dir()})
+        if missing:
+            shown = ", ".join(missing[:3]) + (f" (+{len(missing) - 3} more)" if len(missing) > 3 else "")
+            problems.append(f"image folder not found for task {bench.key}: {shown}")
+            continue
+        loaded[bench.key] = samples
+    if problems:
+        raise BenchmarkError("; ".join(problems))
+    return loaded
