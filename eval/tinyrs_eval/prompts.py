@@ -31,9 +31,14 @@ _IMAGE_TAG = re.compile(r"\n?<image>\n?")
 
 
 def build_query(task_type: str, question: str, prompt_style: str) -> str:
-    """The user text sent with the image, byte for byte as the original built it (stray spaces included):
-    tinyrs: "{CLS} q", "{VQA} q ", "{VG} q "; qwen2vl: " q", " q ", "<grounding prefix> q <|object_ref_end|>";
-    LHRS-Bench questions are sent unchanged. The "<image>" placeholder is removed (the image goes in front)."""
+    """The user text sent with the image: the original's pieces without its stray spaces.
+
+    tinyrs: "{CLS} q", "{VQA} q", "{VG} q"; qwen2vl: "q", "q", "<grounding prefix> q <|object_ref_end|>";
+    LHRS-Bench questions are sent unchanged. The "<image>" placeholder is removed (the image goes in front).
+    The original sent "{VQA} q " and "{VG} q " (a trailing space before <|im_end|>) and " q" for Qwen2-VL; training
+    data (docs/data-format.md 1.3) has no such space, so it is stripped here: a token the model never saw in training
+    would sit right before its answer.
+    """
     if prompt_style not in PROMPT_STYLES:
         raise ValueError(f"unknown prompt_style {prompt_style!r}; expected one of {PROMPT_STYLES}")
     if task_type not in TASK_TYPES:
@@ -44,7 +49,7 @@ def build_query(task_type: str, question: str, prompt_style: str) -> str:
         prefix, suffix = _PIECES[prompt_style][task_type]
         query = f"{prefix} {question}" if task_type == "cls" else f"{prefix} {question} {suffix}"
     query = query.replace("<image>\n", "")
-    return _IMAGE_TAG.sub("", query)  # other placements the original left in the text
+    return _IMAGE_TAG.sub("", query).strip()  # also other placements of the placeholder the original left in
 
 
 _TEMPLATE_KEYS = ("system", "meta_instruction", "eosys", "user", "eoh", "assistant", "eoa", "separator", "stop_words")

@@ -122,11 +122,11 @@ def test_preflight_reports_every_missing_file_and_folder(data_copy):
 # -- prompts ----------------------------------------------------------------------------------------------------
 QUERY_SNAPSHOT = {
     ("tinyrs", "cls"): "{CLS} Classify the scene.",
-    ("tinyrs", "vqa"): "{VQA} Is there a road? ",
-    ("tinyrs", "bbox"): "{VG} the red car ",
+    ("tinyrs", "vqa"): "{VQA} Is there a road?",
+    ("tinyrs", "bbox"): "{VG} the red car",
     ("tinyrs", "lhrsbench"): "What colour? A. red B. blue",
-    ("qwen2vl", "cls"): " Classify the scene.",
-    ("qwen2vl", "vqa"): " Is there a road? ",
+    ("qwen2vl", "cls"): "Classify the scene.",
+    ("qwen2vl", "vqa"): "Is there a road?",
     ("qwen2vl", "bbox"): "Output the bounding box of the following object in the image. <|object_ref_start|> the red "
     "car <|object_ref_end|>",
     ("qwen2vl", "lhrsbench"): "What colour? A. red B. blue",
