@@ -1,0 +1,90 @@
+"""``tinyrs-sft check-data``: scan a whole data file (no model needed) and report every bad record.
+
+    tinyrs-sft check-data --data_path data/sft.json --image_folder data/images
+
+One line per problem (``FILE: record INDEX (id=ID): PROBLEM``), a summary line, exit status 1 if any record is bad.
+Training runs the same scan first (``--check_data``; ``--skip_bad_samples`` skips and counts instead of failing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinyrs_sft.constants import DEFAULT_MAX_IMAGE_PIXELS
+from tinyrs_sft.records import DataError, MediaPolicy, RecordSource, check_record, record_label
+
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ScanReport:
+    path: Path
+    total: int = 0
+    good: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def n_bad(self) -> int:
+        return self.total - len(self.good)
+
+
+def scan_records(source: RecordSource, policy: MediaPolicy, verify_images: bool = False) -> ScanReport:
+    """Check every record; collect the indices of good ones and one message per bad one."""
+    report = ScanReport(path=source.path, total=len(source))
+    for index in range(len(source)):
+        try:
+            record = source[index]
+        except DataError as err:
+            report.errors.append(str(err))
+            continue
+        problems = check_record(record, policy, verify_images=verify_images)
+        if problems:
+            report.errors.append(f"{record_label(source.path, index, record)}: {'; '.join(problems)}")
+        else:
+            report.good.append(index)
+    return report
+
+
+def default_image_folder(data_path: str | Path, image_folder: str | None) -> Path:
+    """Media paths are relative to ``--image_folder``, or to the data file's folder when it is not given."""
+    return Path(image_folder) if image_folder else Path(data_path).resolve().parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinyrs-sft check-data", description=__doc__.splitlines()[0])
+    parser.add_argument("--data_path", required=True, help="LLaVA-style JSON list or JSONL file")
+    parser.add_argument("--image_folder", default=None, help="folder the media paths are relative to")
+    parser.add_argument(
+        "--allow_external_image_paths", action="store_true", help="allow absolute or '..' paths outside the folder"
+    )
+    parser.add_argument("--max_image_pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS)
+    parser.add_argument("--verify_images", action="store_true", help="decode every image fully (slow)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        source = RecordSource(args.data_path)
+    except DataError as err:
+        sys.stdout.write(f"{err}\n")
+        return 1
+    policy = MediaPolicy(
+        image_folder=default_image_folder(args.data_path, args.image_folder),
+        allow_external_paths=args.allow_external_image_paths,
+        max_image_pixels=args.max_image_pixels,
+    )
+    report = scan_records(source, policy, verify_images=args.verify_images)
+    for line in report.errors:
+        sys.stdout.write(line + "\n")
+    sys.stdout.write(f"{report.path}: {report.total} records, {report.n_bad} bad\n")
+    return 1 if report.n_bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Supervised fine-tuning of Qwen2-VL / Qwen2.5-VL (TinyRS pretraining, SFT and CoT-SFT stages).
+
+Single process (CPU or one GPU):
+    tinyrs-sft train --config sft/configs/sft.yaml --model_id MODEL --data_path DATA.json --image_folder IMAGES
+    python -m tinyrs_sft.train --config sft/configs/sft.yaml ...
+Several GPUs, DeepSpeed ZeRO-3 (the paper's setting, 4 x H100):
+    deepspeed --num_gpus 4 --module tinyrs_sft.train --config sft/configs/pretrain.yaml \
+        --deepspeed sft/configs/deepspeed/zero3.json
+    torchrun --nproc_per_node 4 -m tinyrs_sft.train --config sft/configs/pretrain.yaml
+    accelerate launch --num_processes 4 -m tinyrs_sft.train --config sft/configs/pretrain.yaml
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import transformers
+from transformers.trainer_utils import get_last_checkpoint
+
+from tinyrs_sft.check_data import default_image_folder, scan_records
+from tinyrs_sft.collator import SupervisedCollator
+from tinyrs_sft.config import DataArguments, ModelArguments, TrainingArguments, parse_args
+from tinyrs_sft.data import SupervisedDataset, VisionBounds, apply_bounds_to_processor
+from tinyrs_sft.model import apply_lora, compute_dtype, configure_trainable, load_model, load_processor
+from tinyrs_sft.optim import count_parameters_by_part
+from tinyrs_sft.records import DataError, MediaPolicy, RecordSource
+from tinyrs_sft.trainer import SFTTrainer
+
+
+logger = logging.getLogger("tinyrs_sft")
+
+MAX_ERRORS_LOGGED = 100
+
+
+def setup_logging(training_args: TrainingArguments) -> None:
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr, level=logging.INFO
+    )
+    # Our own start-up report (resolved arguments, parameter counts, groups) is INFO on the main process.
+    logger.setLevel(logging.INFO if training_args.should_log else logging.WARNING)
+    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+
+
+def init_deepspeed_comm(training_args: TrainingArguments) -> None:
+    """Make DeepSpeed's communicator see every rank before ZeRO-3 partitions the weights at load time.
+
+    (With ``--use_cpu`` accelerate sets up torch.distributed but not deepspeed.comm, so ``zero.Init`` would count one
+    rank and fail its batch-size check.)
+    """
+    if not training_args.deepspeed:
+        return
+    _ = training_args.device  # lets accelerate initialise torch.distributed first
+    import deepspeed
+
+    if not deepspeed.comm.is_initialized():
+        deepspeed.init_distributed(dist_backend="gloo" if training_args.use_cpu else None)
+
+
+def checked_indices(source: RecordSource, policy: MediaPolicy, data_args: DataArguments) -> list[int] | None:
+    """Scan the whole file before training: fail on bad records, or skip and count them with --skip_bad_samples."""
+    if not data_args.check_data:
+        logger.warning("--check_data False: bad records will only be found when the data loader reaches them")
+        return None
+    report = scan_records(source, policy, verify_images=data_args.verify_images)
+    for line in report.errors[:MAX_ERRORS_LOGGED]:
+        logger.error(line)
+    if len(report.errors) > MAX_ERRORS_LOGGED:
+        logger.error("... and %d more (tinyrs-sft check-data lists them all)", len(report.errors) - MAX_ERRORS_LOGGED)
+    if report.n_bad and not data_args.skip_bad_samples:
+        raise DataError(
+            f"{source.path}: {report.n_bad} of {report.total} records are bad (first: {report.errors[0]}). Fix them "
+            "(tinyrs-sft check-data lists every one) or pass --skip_bad_samples True to skip them."
+        )
+    if report.n_bad:
+        logger.warning("skipping %d bad records of %d (--skip_bad_samples)", report.n_bad, report.total)
+    logger.info("data check: %d usable records of %d in %s", len(report.good), report.total, source.path)
+    return report.good
+
+
+def main(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> None:
+    # --- logging ---
+    setup_logging(training_args)
+    logger.info("model arguments: %s", model_args)
+    logger.info("data arguments: %s", data_args)
+
+    # --- data check (no model needed) ---
+    source = RecordSource(data_args.data_path)
+    policy = MediaPolicy(
+        image_folder=default_image_folder(data_args.data_path, data_args.image_folder),
+        allow_external_paths=data_args.allow_external_image_paths,
+        max_image_pixels=data_args.max_image_pixels,
+    )
+    indices = checked_indices(source, policy, data_args)
+
+    # --- model ---
+    init_deepspeed_comm(training_args)
+    dtype = compute_dtype(training_args.bf16, training_args.fp16)
+    model = load_model(
+        model_args.model_id,
+        dtype,
+        disable_flash_attn2=model_args.disable_flash_attn2,
+        cache_dir=model_args.cache_dir,
+        bits=model_args.bits,
+        double_quant=model_args.double_quant,
+        quant_type=model_args.quant_type,
+    )
+    configure_trainable(model, model_args.freeze_vision_tower, model_args.freeze_llm, model_args.tune_merger)
+    if model_args.lora_enable:
+        modules_to_save = []
+        if not model_args.freeze_vision_tower:
+            modules_to_save.append("visual")
+        elif model_args.tune_merger:
+            modules_to_save.append("merger")
+        model = apply_lora(
+            model,
+            rank=model_args.lora_rank,
+            alpha=model_args.lora_alpha,
+            dropout=model_args.lora_dropout,
+            bias=model_args.lora_bias,
+            use_dora=model_args.use_dora,
+            exclude=model_args.lora_exclude_list(),
+            vision_lora=model_args.vision_lora,
+            num_lora_modules=model_args.num_lora_modules,
+            modules_to_save=modules_to_save,
+        )
+    for part, c in count_parameters_by_part(model).items():
+        logger.info("%-6s parameters: %12d trainable of %12d", part, c["trainable"], c["total"])
+
+    # --- processor and dataset ---
+    processor = load_processor(model_args.model_id, cache_dir=model_args.cache_dir)
+    bounds = VisionBounds(
+        image_min_pixels=data_args.image_min_pixels,
+        image_max_pixels=data_args.image_max_pixels,
+        video_min_pixels=data_args.video_min_pixels,
+        video_max_pixels=data_args.video_max_pixels,
+        fps=data_args.fps,
+    )
+    apply_bounds_to_processor(processor, bounds)
+    logger.info("image pixel bounds: %s", dict(processor.image_processor.size))
+    dataset = SupervisedDataset(source, processor, policy, bounds, data_args.max_seq_length, indices=indices)
+
+    # --- trainer ---
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        data_collator=SupervisedCollator(
+            processor.tokenizer,
+            vision_keepalive=training_args.world_size > 1,
+            image_processor=processor.image_processor,
+        ),
+        processing_class=processor,
+    )
+
+    # --- train (resume from --resume_from_checkpoint, else from the newest checkpoint-* in output_dir) ---
+    resume = training_args.resume_from_checkpoint
+    if resume is None and os.path.isdir(training_args.output_dir):
+        resume = get_last_checkpoint(training_args.output_dir)
+    if resume:
+        logger.info("resuming from %s", resume)
+    trainer.train(resume_from_checkpoint=resume)
+    if dataset.skipped.value:
+        logger.warning(
+            "%d records were skipped for max_seq_length=%d", dataset.skipped.value, data_args.max_seq_length
+        )
+
+    # --- save ---
+    trainer.save_model(training_args.output_dir)
+    trainer.save_state()
+    logger.info("saved final model to %s", training_args.output_dir)
+
+
+def cli(argv: list[str] | None = None) -> None:
+    main(*parse_args(argv))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,62 @@
+"""The HF Trainer with TinyRS parameter groups and complete (inference-ready) checkpoints."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from transformers import Trainer
+
+from tinyrs_sft.model import set_use_cache
+from tinyrs_sft.optim import build_param_groups, log_param_groups, offloads_optimizer
+
+
+logger = logging.getLogger(__name__)
+
+
+class SFTTrainer(Trainer):
+    """``create_optimizer`` builds vision / merger / LLM groups (each with decay and no-decay halves), so
+    ``--vision_lr``/``--merger_lr`` and the no-decay set hold under every DeepSpeed config without an optimizer block.
+    """
+
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        if self.optimizer is not None:
+            return self.optimizer
+        opt_model = self.model if model is None else model
+        args = self.args
+        groups, specs = build_param_groups(
+            opt_model, args.learning_rate, args.weight_decay, vision_lr=args.vision_lr, merger_lr=args.merger_lr
+        )
+        log_param_groups(specs)
+        ds_config = getattr(args, "hf_deepspeed_config", None)
+        if self.is_deepspeed_enabled and ds_config is not None and offloads_optimizer(ds_config.config):
+            # ZeRO-Offload needs DeepSpeed's CPU Adam; it honours per-group lr and weight_decay.
+            from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+            self.optimizer = DeepSpeedCPUAdam(
+                groups,
+                lr=args.learning_rate,
+                betas=(args.adam_beta1, args.adam_beta2),
+                eps=args.adam_epsilon,
+                weight_decay=args.weight_decay,
+                adamw_mode=True,
+            )
+            logger.info("optimizer: DeepSpeedCPUAdam (AdamW mode) for ZeRO-Offload")
+            return self.optimizer
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(args, opt_model)
+        optimizer_kwargs.pop("params", None)
+        self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        logger.info("optimizer: %s", optimizer_cls.__name__)
+        return self.optimizer
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        # Checkpoints are inference folders: re-enable the KV cache in the saved config (training disables it).
+        config = getattr(self.accelerator.unwrap_model(self.model), "config", None)
+        if config is not None:
+            set_use_cache(config, True)
+        try:
+            super()._save(output_dir, state_dict=state_dict)
+        finally:
+            if config is not None:
+                set_use_cache(config, False)
