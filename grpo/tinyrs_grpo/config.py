@@ -71,6 +71,10 @@ class GRPOScriptArguments(ScriptArguments):
     )
     judge_temperature: float = field(default=0.2, metadata={"help": "Judge sampling temperature (original: 0.2)."})
     judge_max_tokens: int = field(default=64, metadata={"help": "Judge reply length limit in tokens."})
+    dry_run: bool = field(
+        default=False,
+        metadata={"help": "Parse and check the arguments, log the resolved settings and exit: no model, no data."},
+    )
 
     def __post_init__(self) -> None:
         if self.judge not in JUDGE_MODES:

@@ -202,7 +202,35 @@ def cli(argv: Sequence[str] | None = None) -> None:
     if "--config" in args:
         reject_key_in_config(args[args.index("--config") + 1])
     script_args, training_args, model_args = make_parser().parse_args_and_config(args=args)
+    if script_args.dry_run:
+        dry_run(script_args, training_args, model_args)
+        return
     main(script_args, training_args, model_args)
+
+
+def dry_run(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args: ModelConfig) -> None:
+    """Check what can be checked without a model or data (launch scripts use it so a renamed flag fails early)."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    if model_args.model_name_or_path is None:
+        raise ValueError("--model_name_or_path is required")
+    if script_args.dataset_name is None:
+        raise ValueError("--dataset_name is required")
+    names = [n for n in script_args.reward_funcs if n != "judge" or script_args.resolved_judge() == "openai"]
+    get_reward_funcs(names or ["format"], judge=None)  # unknown reward names fail here, listing the valid ones
+    logger.info(
+        "dry run: model=%s dataset=%s rewards=%s loss_type=%s beta=%s num_generations=%s per_device_train_batch_size=%s"
+        " max_pixels=%s output_dir=%s deepspeed=%s: arguments are valid",
+        model_args.model_name_or_path,
+        script_args.dataset_name,
+        script_args.reward_funcs,
+        training_args.loss_type,
+        training_args.beta,
+        training_args.num_generations,
+        training_args.per_device_train_batch_size,
+        script_args.max_pixels,
+        training_args.output_dir,
+        training_args.deepspeed,
+    )
 
 
 if __name__ == "__main__":
