@@ -162,6 +162,10 @@ class TrainingArguments(transformers.TrainingArguments):
     merger_lr: float | None = field(
         default=None, metadata={"help": "Learning rate of the merger; default learning_rate."}
     )
+    dry_run: bool = field(
+        default=False,
+        metadata={"help": "Parse and check the arguments (and the DeepSpeed config), log them and exit: no model."},
+    )
     allow_deepspeed_optimizer: bool = field(
         default=False,
         metadata={

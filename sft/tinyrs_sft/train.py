@@ -173,7 +173,13 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: Tr
 
 
 def cli(argv: list[str] | None = None) -> None:
-    main(*parse_args(argv))
+    model_args, data_args, training_args = parse_args(argv)
+    if training_args.dry_run:
+        # Launch scripts use this so that a renamed flag fails here, not on a cluster.
+        setup_logging(training_args)
+        logger.info("dry run: arguments are valid\n%s\n%s", model_args, data_args)
+        return
+    main(model_args, data_args, training_args)
 
 
 if __name__ == "__main__":
