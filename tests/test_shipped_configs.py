@@ -12,8 +12,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_FILES = sorted(
     p
-    for pattern in ("*/configs/**/*.yaml", "*/configs/**/*.yml", "*/configs/**/*.json", "environment*.yaml",
-                    "*/environment*.yaml")
+    for pattern in (
+        "*/configs/**/*.yaml",
+        "*/configs/**/*.yml",
+        "*/configs/**/*.json",
+        "environment*.yaml",
+        "*/environment*.yaml",
+    )
     for p in ROOT.glob(pattern)
     if ".venv" not in p.parts
 )
@@ -30,8 +35,9 @@ def test_config_parses(path: Path):
     assert isinstance(data, dict) and data, f"{path} is empty or not a mapping"
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIG_FILES if "deepspeed" in p.parts],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", [p for p in CONFIG_FILES if "deepspeed" in p.parts], ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_deepspeed_configs_have_no_optimizer_or_scheduler(path: Path):
     # Such blocks silently replace the Trainer's optimizer (the original lost vision_lr/merger_lr this way).
     data = json.loads(path.read_text(encoding="utf-8"))

@@ -9,7 +9,14 @@ import torch
 from PIL import Image
 
 
-QWEN2VL_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|image_pad|>", "<|video_pad|>"]
+QWEN2VL_SPECIALS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 
 
 @pytest.fixture(scope="module")

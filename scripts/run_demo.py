@@ -1,0 +1,293 @@
+#!/usr/bin/env python
+"""`make demo`: the whole TinyRS chain on the built-in default, on a CPU, offline.
+
+base model -> pretraining -> SFT -> CoT-SFT -> GRPO, each stage a real entry point (the same CLIs and launchers a
+GPU user runs: the ``deepspeed`` launcher with ZeRO-3 for the SFT stages, ``torchrun`` + ZeRO-3 for GRPO,
+``accelerate launch`` for evaluation) consuming the previous stage's checkpoint folder; then every checkpoint is
+evaluated on the demo ``data_root`` with ``--task all`` and one table (benchmark x stage, strict and legacy) is
+printed and written to ``demo_out/summary.md``, next to the HTML report of ``tinyrs-eval report``.
+
+Each stage writes ``demo_out/<stage>/log.txt`` and its checkpoint under ``demo_out/<stage>/``; a rerun reuses the
+stages that finished (a ``DONE`` marker written last) unless ``--fresh`` (``make demo FRESH=1``).
+
+    python scripts/run_demo.py [--output_dir demo_out] [--fresh] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+BIN = Path(PY).parent
+REASONING_TEMPLATE = REPO / "eval" / "configs" / "qwen2_thinking_template.json"
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "WANDB_MODE": "disabled",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+@dataclass
+class Budget:
+    """Sizes of the demo; `quick` is the reduced budget of the slow end-to-end test."""
+
+    data_scale: str = "full"
+    model_preset: str = "small"
+    pretrain_epochs: float = 1.0
+    sft_epochs: float = 3.0
+    cot_epochs: float = 2.0
+    grpo_steps: int = 8
+    eval_limit: int | None = None
+    train_limit_steps: int | None = None  # caps every SFT stage (quick mode only)
+    extra: dict = field(default_factory=dict)
+
+
+FULL = Budget()
+QUICK = Budget(
+    data_scale="small",
+    model_preset="tiny",
+    pretrain_epochs=1,
+    sft_epochs=1,
+    cot_epochs=1,
+    grpo_steps=2,
+    eval_limit=4,
+    train_limit_steps=3,
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stage_env() -> dict[str, str]:
+    env = dict(os.environ, **OFFLINE_ENV)
+    if shutil.which("nvidia-smi") is None:
+        env.setdefault("DS_ACCELERATOR", "cpu")
+    # Let the Python processes import the sibling scripts (make_tiny_model uses make_demo_data's corpus).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "scripts"), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def run_stage(name: str, out: Path, cmd: list[str], fresh: bool) -> float:
+    """Run one stage's command with its log under out/name; skip it when its DONE marker exists."""
+    stage_dir = out / name
+    done = stage_dir / "DONE"
+    if done.exists() and not fresh:
+        print(f"[demo] {name}: done before, reused ({stage_dir})", flush=True)
+        return 0.0
+    if stage_dir.exists():
+        shutil.rmtree(stage_dir)  # a half-finished stage is redone from scratch
+    stage_dir.mkdir(parents=True)
+    log = stage_dir / "log.txt"
+    print(f"[demo] {name}: {' '.join(cmd)}", flush=True)
+    start = time.monotonic()
+    with log.open("w", encoding="utf-8") as fh:
+        fh.write("$ " + " ".join(cmd) + "\n")
+        fh.flush()
+        proc = subprocess.run(cmd, cwd=REPO, env=stage_env(), stdout=fh, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - start
+    if proc.returncode != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
+        print("\n".join(tail), file=sys.stderr)
+        raise SystemExit(f"[demo] stage {name} failed (exit {proc.returncode}); full log: {log}")
+    done.write_text(f"{seconds:.1f}\n", encoding="utf-8")
+    print(f"[demo] {name}: finished in {seconds:.0f} s", flush=True)
+    return seconds
+
+
+def sft_command(out: Path, name: str, model: Path, data: Path, epochs: float, budget: Budget) -> list[str]:
+    recipe = REPO / "sft" / "configs" / "cpu_demo.yaml"
+    cmd = [
+        str(BIN / "deepspeed"), "--num_gpus", "1", "--master_port", str(free_port()), "--module", "tinyrs_sft.train",
+        "--config", str(recipe),
+        "--model_id", str(model),
+        "--data_path", str(data),
+        "--image_folder", str(out / "data" / "images"),
+        "--output_dir", str(out / name),
+        "--num_train_epochs", str(epochs),
+    ]  # fmt: skip
+    if budget.train_limit_steps:
+        cmd += ["--max_steps", str(budget.train_limit_steps)]
+    return cmd
+
+
+def grpo_command(out: Path, model: Path, budget: Budget) -> list:
+    return [
+        str(BIN / "torchrun"), "--nproc_per_node", "1", "--master_port", str(free_port()), "-m", "tinyrs_grpo.train",
+        "--config", str(REPO / "grpo" / "configs" / "cpu_demo.yaml"),
+        "--deepspeed", str(REPO / "grpo" / "configs" / "deepspeed" / "zero3.json"),
+        "--model_name_or_path", str(model),
+        "--dataset_name", str(out / "data" / "grpo"),
+        "--output_dir", str(out / "grpo"),
+        "--max_steps", str(budget.grpo_steps),
+    ]  # fmt: skip
+
+
+def eval_command(out: Path, stage: str, model: Path, reasoning: bool, budget: Budget) -> list:
+    cmd = [
+        str(BIN / "accelerate"), "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "tinyrs_eval.run",
+        "--data_root", str(out / "data" / "eval"),
+        "--output_dir", str(out / "eval" / stage),
+        "--model_type", "hf",
+        "--model_path", str(model),
+        "--prompt_style", "tinyrs",
+        "--task", "all",
+        "--batch_size", "16",
+        "--max_new_tokens", "96" if reasoning else "32",
+        "--run_name", stage,
+    ]  # fmt: skip
+    if reasoning:
+        cmd += ["--reasoning_config", str(REASONING_TEMPLATE)]
+    if budget.eval_limit:
+        cmd += ["--limit", str(budget.eval_limit)]
+    return cmd
+
+
+# (stage, checkpoint folder relative to the output dir, evaluated with the reasoning template?)
+STAGES = [
+    ("base", "base", False),
+    ("pretrain", "pretrain", False),
+    ("sft", "sft", False),
+    ("cot_sft", "cot_sft", True),
+    ("grpo", "grpo", True),
+]
+
+
+def summary_table(out: Path) -> str:
+    """One markdown table: a row per benchmark, strict and legacy columns per stage."""
+    results = {}
+    for stage, _, _ in STAGES:
+        path = out / "eval" / stage / "results.json"
+        results[stage] = json.loads(path.read_text(encoding="utf-8"))["benchmarks"]
+    keys = list(results["base"])
+    header = "| benchmark | metric | " + " | ".join(f"{s} strict | {s} legacy" for s, _, _ in STAGES) + " |"
+    rule = "|" + "---|" * (2 + 2 * len(STAGES))
+    rows = [header, rule]
+    for key in keys:
+        metric = "precision@0.5" if results["base"][key]["task_type"] == "bbox" else "accuracy"
+        cells = []
+        for stage, _, _ in STAGES:
+            bench = results[stage][key]
+            cells += [_pct(bench["strict"].get(metric)), _pct(bench["legacy"].get(metric))]
+        rows.append(f"| {key} | {metric} | " + " | ".join(cells) + " |")
+    malformed = " | ".join(f"{s}: {sum(b['malformed'] for b in results[s].values())}" for s, _, _ in STAGES)
+    rows.append("")
+    rows.append(f"Malformed outputs (no answer extractable), all benchmarks: {malformed}.")
+    return "\n".join(rows) + "\n"
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output_dir", default="demo_out")
+    parser.add_argument("--fresh", action="store_true", help="redo every stage")
+    parser.add_argument("--quick", action="store_true", help="reduced budget (tiny model, small data, few steps)")
+    args = parser.parse_args(argv)
+    budget = QUICK if args.quick else FULL
+    out = Path(args.output_dir).resolve()
+    if args.fresh and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+
+    timings["data"] = run_stage(
+        "data",
+        out,
+        [
+            PY,
+            str(REPO / "scripts" / "make_demo_data.py"),
+            "--output_dir",
+            str(out / "data"),
+            "--scale",
+            budget.data_scale,
+        ],
+        args.fresh,
+    )
+    timings["base"] = run_stage(
+        "base",
+        out,
+        [
+            PY,
+            str(REPO / "scripts" / "make_tiny_model.py"),
+            "--preset",
+            budget.model_preset,
+            "--output_dir",
+            str(out / "base"),
+        ],
+        args.fresh,
+    )
+    data = out / "data"
+    timings["pretrain"] = run_stage(
+        "pretrain",
+        out,
+        sft_command(out, "pretrain", out / "base", data / "pretrain.json", budget.pretrain_epochs, budget),
+        args.fresh,
+    )
+    timings["sft"] = run_stage(
+        "sft",
+        out,
+        sft_command(out, "sft", out / "pretrain", data / "sft.json", budget.sft_epochs, budget),
+        args.fresh,
+    )
+    timings["cot_sft"] = run_stage(
+        "cot_sft",
+        out,
+        sft_command(out, "cot_sft", out / "sft", data / "cot_sft.json", budget.cot_epochs, budget),
+        args.fresh,
+    )
+    timings["grpo"] = run_stage("grpo", out, grpo_command(out, out / "cot_sft", budget), args.fresh)
+    for stage, folder, reasoning in STAGES:
+        timings[f"eval_{stage}"] = run_stage(
+            f"eval/{stage}", out, eval_command(out, stage, out / folder, reasoning, budget), args.fresh
+        )
+
+    table = summary_table(out)
+    total = time.monotonic() - started
+    timing_line = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items() if v)
+    summary = (
+        f"# TinyRS demo summary\n\nStrict and legacy scores (%) of every stage's checkpoint on the demo "
+        f"benchmarks (`--task all`).\n\n{table}\nStage timings this run: {timing_line or 'all reused'}; "
+        f"total {total:.0f} s.\n"
+    )
+    (out / "summary.md").write_text(summary, encoding="utf-8")
+    run_stage(
+        "report",
+        out,
+        [
+            str(BIN / "tinyrs-eval"),
+            "report",
+            *[str(out / "eval" / s) for s, _, _ in STAGES],
+            "--output",
+            str(out / "report.html"),
+        ],
+        fresh=True,
+    )
+    print(summary)
+    print(f"[demo] summary: {out / 'summary.md'}; HTML report: {out / 'report.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
