@@ -27,17 +27,18 @@ import datetime
 import json
 import os
 import shlex
-import signal
-import socket
-import subprocess
 import sys
 import tarfile
 import time
-import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules of this script
+from gpu_runner import StepResult, free_port, run_command  # noqa: E402
+from gpu_table import format_table, junit_counts  # noqa: E402
 
 
 HERE = Path(__file__).resolve().parent
@@ -178,108 +179,6 @@ def default_settings(dry_run: bool) -> Settings:
         budget_s=470,
         timeouts=dict(DEFAULT_TIMEOUTS),
     )
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Running one step
-# ---------------------------------------------------------------------------------------------------------------
-@dataclass
-class StepResult:
-    status: str  # ok, failed, timeout, skipped
-    seconds: float = 0.0
-    timeout_s: float | None = None
-    command: str | None = None
-    returncode: int | None = None
-    error: str | None = None
-    log: str | None = None
-    log_tail: str | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if v is not None and v != {}}
-        d["seconds"] = round(self.seconds, 2)
-        return d
-
-
-def tail(text: str, n: int) -> str:
-    return text if len(text) <= n else "..." + text[-n:]
-
-
-def last_error_line(text: str) -> str | None:
-    """The last line of a log that looks like an exception or error message."""
-    markers = ("Error", "Exception", "error:", "Traceback", "Killed", "FAILED")
-    for line in reversed(text.splitlines()):
-        stripped = line.strip()
-        if stripped and any(m in stripped for m in markers) and not stripped.startswith("warnings.warn"):
-            return stripped[:500]
-    return None
-
-
-def run_command(
-    command: list[str] | str,
-    log_path: Path,
-    timeout_s: float,
-    env: dict[str, str] | None = None,
-    cwd: Path = REPO_ROOT,
-) -> StepResult:
-    """Run ``command`` in its own process group, output to ``log_path``; kill the group at the time limit."""
-    if isinstance(command, str):
-        argv = ["bash", "-c", command]
-        shown = command
-    else:
-        argv = [str(c) for c in command]
-        shown = shlex.join(argv)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    status, rc = "ok", None
-    with log_path.open("w", encoding="utf-8") as log:
-        log.write(f"$ {shown}\n")
-        log.flush()
-        try:
-            proc = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
-            )
-        except OSError as exc:
-            return StepResult("failed", time.perf_counter() - t0, timeout_s, shown, None, f"cannot start: {exc}")
-        try:
-            rc = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            status = "timeout"
-            _kill_group(proc)
-            rc = proc.returncode
-    seconds = time.perf_counter() - t0
-    text = log_path.read_text(encoding="utf-8", errors="replace")
-    result = StepResult(status, seconds, timeout_s, shown, rc, log=str(log_path))
-    if status == "timeout":
-        result.error = f"timed out after {timeout_s:.0f} s"
-        result.log_tail = tail(text, 2500)
-    elif rc != 0:
-        result.status = "failed"
-        result.error = last_error_line(text) or f"exit status {rc}"
-        result.log_tail = tail(text, 2500)
-    else:
-        result.log_tail = tail(text, 400)
-    return result
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the step's process group (it was started in its own session), SIGKILL it if it lingers."""
-    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -670,89 +569,6 @@ class GpuCheck:
         if result.status == "failed" and result.returncode == 5:  # pytest: no tests collected
             result.error = "no gpu tests were collected"
         return result
-
-
-def junit_counts(path: Path) -> dict[str, int]:
-    """tests / failures / errors / skipped / passed from a pytest JUnit XML file."""
-    root = ET.parse(path).getroot()
-    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-    counts = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
-    counts["passed"] = counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"]
-    return counts
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Table
-# ---------------------------------------------------------------------------------------------------------------
-def _fmt(value: Any, spec: str = "") -> str:
-    if value is None:
-        return "-"
-    return format(value, spec) if spec else str(value)
-
-
-def _memory(metrics: dict[str, Any]) -> str:
-    mem = metrics.get("memory") or {}
-    if mem.get("max_allocated_gib") is not None:
-        return f"peak {mem['max_allocated_gib']} GiB GPU"
-    return f"peak RSS {_fmt(mem.get('max_rss_gib'))} GiB"
-
-
-def step_figures(name: str, step: dict[str, Any]) -> str:
-    """The one-line summary of a step for the table."""
-    m = step.get("metrics") or {}
-    if step.get("status") != "ok" and not m:
-        return (step.get("error") or "")[:100]
-    if name == "install":
-        return f"{len(m.get('wheels', []))} wheels + {len(m.get('sdists', []))} sdists, {m.get('carried_mib')} MiB"
-    if name == "env":
-        tf = (m.get("transformers") or {}).get("version")
-        return f"{m.get('device_name', 'cpu')}, torch {(m.get('torch') or {}).get('version')}, transformers {tf}"
-    if name == "demo_data":
-        return f"{m.get('sft_records')} SFT records, {m.get('eval_records')} {EVAL_TASK} records"
-    if name == "checkpoint":
-        params = (m.get("parameters") or {}).get("total") or 0
-        size = f"{params / 1e9:.3f} B" if params >= 1e8 else f"{params / 1e6:.2f} M"
-        return f"{m.get('shape_name')} shape, {size} params, {m.get('vocab')} vocab ({m.get('tokenizer_len')} tokens)"
-    if name == "sft":
-        mfu = m.get("mfu")
-        return (
-            f"{_fmt(m.get('tokens_per_s'))} tok/s, MFU {_fmt(mfu * 100 if mfu is not None else None, '.1f')}%, "
-            f"{_fmt(m.get('step_s_mean'))} s/step, {_memory(m)}"
-        )
-    if name == "grpo":
-        return (
-            f"{_fmt(m.get('step_s_mean'))} s/step (gen {_fmt(m.get('generation_s_mean'))}, "
-            f"score {_fmt(m.get('scoring_s_mean'))}, train {_fmt(m.get('training_s_mean'))}), "
-            f"{_fmt(m.get('tokens_per_s_per_gpu'))} tok/s/GPU, {_memory(m)}"
-        )
-    if name.startswith("eval_"):
-        if step.get("status") == "skipped":
-            return (step.get("error") or "")[:100]
-        return (
-            f"{_fmt(m.get('samples_per_s'))} samples/s ({m.get('n_inferred')} samples, batch {m.get('batch_size')}, "
-            f"{m.get('max_new_tokens')} new tokens)"
-        )
-    if name == "pytest_gpu" and m:
-        counts = (m.get("passed"), m.get("failures"), m.get("errors"), m.get("skipped"))
-        return "{} passed, {} failed, {} errors, {} skipped".format(*counts)
-    return (step.get("error") or "")[:100]
-
-
-def format_table(report: dict[str, Any]) -> str:
-    rows = [("step", "status", "seconds", "figures")]
-    for name, step in report.get("steps", {}).items():
-        rows.append((name, step.get("status", "?"), f"{step.get('seconds', 0):.1f}", step_figures(name, step)))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = [
-        f"GPU check ({'dry run, CPU, tiny shapes' if report.get('dry_run') else 'GPU'}) "
-        f"on {report.get('device', '?')}, "
-        f"{report.get('created')}, total {report.get('total_s', report.get('elapsed_s'))} s"
-    ]
-    for i, r in enumerate(rows):
-        lines.append("  ".join(r[j].ljust(widths[j]) for j in range(3)) + "  " + r[3])
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 7)
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------------------
