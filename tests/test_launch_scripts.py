@@ -23,7 +23,11 @@ def run_script(script: str, extra: list[str], env_extra: dict[str, str]) -> subp
     env = dict(os.environ, DRY_RUN="1", **env_extra)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return subprocess.run(
-        ["bash", str(REPO / "scripts" / script), *extra], cwd=REPO, env=env, capture_output=True, text=True,
+        ["bash", str(REPO / "scripts" / script), *extra],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
 

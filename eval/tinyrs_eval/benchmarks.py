@@ -146,7 +146,7 @@ def load_benchmark(data_root: str | Path, bench: Benchmark, limit: int | None = 
     try:
         with open(json_path, encoding="utf-8") as f:
             data = json.load(f)
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: invalid JSON or not UTF-8 text
         raise BenchmarkError(f"{json_path}: cannot read benchmark JSON: {exc}") from exc
     if not isinstance(data, list):
         raise BenchmarkError(f"{json_path}: expected a JSON list of records, got {type(data).__name__}")

@@ -13,7 +13,9 @@ writes results.json / summary.md.
 from __future__ import annotations
 
 import datetime
+import errno
 import logging
+import os
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,17 +38,31 @@ from tinyrs_eval.results import markdown_table, package_versions, write_json_ato
 
 logger = logging.getLogger("tinyrs_eval")
 
-# Remote-sensing scenes can be very large; the original also lifted PIL's decompression-bomb limit.
-Image.MAX_IMAGE_PIXELS = None
+# Remote-sensing scenes can be very large: the original lifted PIL's decompression-bomb limit entirely (None). Here
+# it is raised to MAX_IMAGE_PIXELS instead, and a file that claims more (a decompression bomb: a few bytes announcing
+# gigapixels) is refused before decoding, so it becomes one error sample rather than an out-of-memory kill.
+MAX_IMAGE_PIXELS = 2**30  # ~1.07 gigapixels (3.2 GB as RGB); DIOR/RSVQA-HR scenes are far below
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+MAX_ASPECT_RATIO = 200  # the Qwen2-VL image processor raises for a larger long/short side ratio
 
 
 def load_image(path: Path) -> tuple[Image.Image | None, str | None]:
     """The RGB image, or None and the reason. Never a substitute image (the original used a black one, E10)."""
     try:
         with Image.open(path) as im:
+            width, height = im.size
+            if width * height > MAX_IMAGE_PIXELS:
+                return None, f"image too large: {path}: {width}x{height} pixels > {MAX_IMAGE_PIXELS} (refused)"
+            if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+                return (
+                    None,
+                    f"image aspect ratio above {MAX_ASPECT_RATIO}: {path}: {width}x{height}",
+                )
             return im.convert("RGB"), None
     except FileNotFoundError:
         return None, f"image not found: {path}"
+    except Image.DecompressionBombError as exc:
+        return None, f"image too large: {path}: {exc}"
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         return None, f"image unreadable: {path}: {type(exc).__name__}: {exc}"
 
@@ -283,6 +299,32 @@ def _setup_logging(level: str, dist: Dist, log_file: Path | None) -> None:
         root.addHandler(fh)
 
 
+# Errors that mean "the output folder cannot take more data"; reported in one line by main().
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` and write (then remove) a probe file in it.
+
+    Raises:
+        ConfigError: naming the folder (read-only file system, permission denied, disk full, not a folder).
+    """
+    probe = folder / f".tinyrs-write-test-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 64)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise ConfigError(f"cannot write to --output_dir {folder.parent}: {exc.strerror or exc}") from exc
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+
+
 def evaluate(cfg: RunConfig) -> dict[str, Any] | None:
     """Run an evaluation; returns the results dict on rank 0 (None on other ranks)."""
     t_start = time.perf_counter()
@@ -309,7 +351,7 @@ def evaluate(cfg: RunConfig) -> dict[str, Any] | None:
     output_dir = Path(cfg.output_dir)
     run_dir = output_dir / run_name
     if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        check_writable(run_dir)  # before the model is loaded: a read-only or full disk fails now, in one line
         _setup_logging(cfg.log_level, dist, run_dir / "eval.log")
         logger.info(
             "run %s -> %s (prompt style %s, template %s)",
@@ -358,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
         results = evaluate(cfg)
     except EvalError as exc:
         sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except OSError as exc:  # disk full, read-only, permission: one line; a rerun resumes what was written
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        sys.stderr.write(f"error: {exc.filename or cfg.output_dir}: {exc.strerror or exc}\n")
         return 2
     if results is not None:
         sys.stdout.write(markdown_table(results) + "\n")

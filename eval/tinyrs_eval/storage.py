@@ -93,12 +93,18 @@ class JsonlAppender:
         self._fh = open(path, "a", encoding="utf-8")
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
-        for rec in records:
-            self._fh.write(json.dumps(rec) + "\n")
-        self._fh.flush()  # survives a killed process; no fsync per batch (power loss is not the concern here)
+        try:
+            for rec in records:
+                self._fh.write(json.dumps(rec) + "\n")
+            self._fh.flush()  # survives a killed process; no fsync per batch (power loss is not the concern here)
+        except OSError as exc:  # disk full / file too large: name the file (a rerun repairs a cut last line)
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError as exc:  # the unflushed tail of a failed write, already reported by write()
+            logger.warning("%s: closing after a failed write: %s", self.path, exc)
 
     def __enter__(self) -> JsonlAppender:
         return self

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tinyrs_grpo.data import DatasetError, build_prompt, grpo_features, read_json_records
+from tinyrs_grpo.data import DatasetError, build_prompt, grpo_features, inside_folder, read_json_records
 from tinyrs_grpo.rewards import BOX, EXACT, OPEN_ENDED, answer_type_code
 from tinyrs_grpo.text import extract_answer, parse_box
 
@@ -44,8 +44,11 @@ def infer_answer_type(answer: str, max_exact_words: int = 5) -> str:
     return EXACT if len(text.split()) <= max_exact_words else OPEN_ENDED
 
 
-def record_to_row(record: dict, image_folder: Path, max_exact_words: int = 5) -> dict:
-    """One LLaVA record -> one GRPO row (image bytes embedded).
+def record_to_row(
+    record: dict, image_folder: Path, max_exact_words: int = 5, allow_external_image_paths: bool = False
+) -> dict:
+    """One LLaVA record -> one GRPO row (image bytes embedded). Image paths must stay inside ``image_folder``
+    (no absolute path, no ``..`` escape) unless ``allow_external_image_paths``.
 
     Raises:
         ValueError: naming the problem (the caller adds the record index and id).
@@ -57,7 +60,14 @@ def record_to_row(record: dict, image_folder: Path, max_exact_words: int = 5) ->
         image = image[0]
     if not isinstance(image, str) or not image:
         raise ValueError("no image")
-    image_path = Path(image) if Path(image).is_absolute() else image_folder / image
+    image_path = inside_folder(image, image_folder)
+    if image_path is None:
+        if not allow_external_image_paths:
+            raise ValueError(
+                f"image path {image[:200]!r} points outside --image_folder {str(image_folder)!r} "
+                "(pass --allow_external_image_paths to allow absolute or '..' paths)"
+            )
+        image_path = Path(image) if Path(image).is_absolute() else image_folder / image
     if not image_path.is_file():
         raise ValueError(f"image file not found: {image_path}")
     conversations = record.get("conversations")
@@ -96,6 +106,7 @@ def build_grpo_dataset(
     seed: int = 0,
     max_exact_words: int = 5,
     skip_bad_rows: bool = False,
+    allow_external_image_paths: bool = False,
 ) -> dict[str, Any]:
     """Convert and ``save_to_disk``; returns a summary dict (rows per split and answer type, skipped records)."""
     import datasets
@@ -107,7 +118,7 @@ def build_grpo_dataset(
         try:
             if not isinstance(record, dict):
                 raise ValueError(f"expected an object, got {type(record).__name__}")
-            rows.append(record_to_row(record, image_folder, max_exact_words))
+            rows.append(record_to_row(record, image_folder, max_exact_words, allow_external_image_paths))
         except (ValueError, OSError) as exc:
             rid = record.get("id") if isinstance(record, dict) else None
             errors.append(f"record {index}" + (f" (id {rid})" if rid is not None else "") + f": {exc}")
@@ -145,17 +156,25 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="Seed of the train/test split.")
     parser.add_argument("--max_exact_words", type=int, default=5, help="Longest answer (words) inferred as exact.")
     parser.add_argument("--skip_bad_rows", action="store_true", help="Skip unusable records instead of failing.")
+    parser.add_argument(
+        "--allow_external_image_paths", action="store_true", help="Allow absolute or '..' paths outside the folder."
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
     test_size = int(args.test_size) if args.test_size >= 1 else args.test_size
-    summary = build_grpo_dataset(
-        args.data_path,
-        args.image_folder,
-        args.output_dir,
-        test_size=test_size,
-        seed=args.seed,
-        max_exact_words=args.max_exact_words,
-        skip_bad_rows=args.skip_bad_rows,
-    )
+    try:
+        summary = build_grpo_dataset(
+            args.data_path,
+            args.image_folder,
+            args.output_dir,
+            test_size=test_size,
+            seed=args.seed,
+            max_exact_words=args.max_exact_words,
+            skip_bad_rows=args.skip_bad_rows,
+            allow_external_image_paths=args.allow_external_image_paths,
+        )
+    except DatasetError as exc:
+        sys.stderr.write(f"tinyrs-grpo build-data: error: {exc}\n")
+        return 1
     sys.stdout.write(json.dumps(summary, indent=1) + "\n")
     return 0

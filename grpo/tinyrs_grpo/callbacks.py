@@ -19,10 +19,32 @@ class JsonlLogCallback(TrainerCallback):
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._started = False
+
+    def _drop_records_from(self, step: int) -> None:
+        """A resumed (or restarted) run logs these steps again: drop the killed run's copies, keep earlier ones."""
+        if not os.path.isfile(self.path):
+            return
+        kept = []
+        with open(self.path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except ValueError:  # a line cut short by a killed process
+                    continue
+                if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] < step:
+                    kept.append(line if line.endswith("\n") else line + "\n")
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.writelines(kept)
+        os.replace(tmp, self.path)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero or not logs:
             return
+        if not self._started:
+            self._started = True
+            self._drop_records_from(state.global_step)
         record = {"step": state.global_step}
         for key, value in logs.items():
             if isinstance(value, float) and not math.isfinite(value):

@@ -31,6 +31,9 @@ def check_data(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max_prompt_length", type=int, default=None)
     parser.add_argument("--min_pixels", type=int, default=3136)
     parser.add_argument("--max_pixels", type=int, default=12845056)
+    parser.add_argument(
+        "--allow_external_image_paths", action="store_true", help="JSON files: allow image paths outside their folder."
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
 
@@ -39,7 +42,11 @@ def check_data(argv: Sequence[str] | None = None) -> int:
         from tinyrs_grpo.model import load_processor
 
         processor = load_processor(args.model_name_or_path, args.min_pixels, args.max_pixels)
-    dataset_dict = load_grpo_dataset(args.dataset_name, args.dataset_config)
+    try:
+        dataset_dict = load_grpo_dataset(args.dataset_name, args.dataset_config, args.allow_external_image_paths)
+    except DatasetError as exc:
+        sys.stderr.write(f"tinyrs-grpo check-data: error: {exc}\n")
+        return 1
     summaries, failed = {}, False
     for split in args.split or list(dataset_dict):
         try:
@@ -52,6 +59,8 @@ def check_data(argv: Sequence[str] | None = None) -> int:
                 max_prompt_length=args.max_prompt_length,
             )
             failed |= bool(report.bad_rows)
+            for index, reason in report.bad_rows:  # one line per bad row, naming file, split, row and problem
+                sys.stderr.write(f"{args.dataset_name}: split {split!r} row {index}: {reason}\n")
             summaries[split] = {
                 "rows": report.rows_in,
                 "usable": report.rows_out,
@@ -62,6 +71,7 @@ def check_data(argv: Sequence[str] | None = None) -> int:
         except DatasetError as exc:
             failed = True
             summaries[split] = {"error": str(exc)}
+            sys.stderr.write(f"{args.dataset_name}: {exc}\n")
     sys.stdout.write(json.dumps(summaries, indent=1) + "\n")
     return 1 if failed else 0
 

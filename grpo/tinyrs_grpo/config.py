@@ -48,6 +48,10 @@ class GRPOScriptArguments(ScriptArguments):
     skip_bad_rows: bool = field(
         default=False, metadata={"help": "Skip and count bad dataset rows instead of stopping before training."}
     )
+    allow_external_image_paths: bool = field(
+        default=False,
+        metadata={"help": "JSON/JSONL datasets: allow absolute or '..' image paths outside the file's folder."},
+    )
     judge: str = field(
         default="auto",
         metadata={

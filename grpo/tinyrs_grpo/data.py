@@ -28,6 +28,7 @@ from tinyrs_grpo.text import REASONING_SYSTEM_PROMPT, normalize_answer, parse_bo
 logger = logging.getLogger(__name__)
 
 MAX_ERRORS_SHOWN = 10
+MAX_ASPECT_RATIO = 200  # the Qwen2-VL image processor refuses images with a larger long/short side ratio
 SOLUTION_KEYS = ("answer_type", "answer", "question", "image_base64")
 REFUSED_COLUMNS = {"messages", "chosen", "rejected", "label", "completion"}  # docs/data-format.md 3.1
 
@@ -64,12 +65,12 @@ class SplitReport:
 # ---------------------------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------------------------
-def load_grpo_dataset(name: str | None, config: str | None = None) -> Any:
+def load_grpo_dataset(name: str | None, config: str | None = None, allow_external_image_paths: bool = False) -> Any:
     """Load ``--dataset_name`` as a DatasetDict.
 
     Accepts a folder written by ``save_to_disk`` (a Dataset becomes the ``train`` split), a ``.json`` / ``.jsonl``
-    file (a list or one record per line; ``image`` paths are relative to the file; ``answer_type`` codes may be
-    integers), or a hub dataset id.
+    file (a list or one record per line; ``image`` paths are relative to the file and must stay inside its folder
+    unless ``allow_external_image_paths``; ``answer_type`` codes may be integers), or a hub dataset id.
     """
     import datasets
 
@@ -77,21 +78,29 @@ def load_grpo_dataset(name: str | None, config: str | None = None) -> Any:
         raise DatasetError("--dataset_name is required (a save_to_disk folder, a .json/.jsonl file or a hub id)")
     path = Path(name)
     if path.is_dir():
-        loaded = datasets.load_from_disk(str(path))
+        try:
+            loaded = datasets.load_from_disk(str(path))
+        except (FileNotFoundError, ValueError, OSError) as exc:
+            raise DatasetError(f"{path}: not a dataset folder written by save_to_disk ({exc})") from exc
         if isinstance(loaded, datasets.Dataset):
             loaded = datasets.DatasetDict({"train": loaded})
         return loaded
     if path.is_file():
         if path.suffix.lower() not in (".json", ".jsonl"):
             raise DatasetError(f"{path}: unsupported dataset file type (expected .json or .jsonl)")
-        return datasets.DatasetDict({"train": _dataset_from_json(path)})
+        return datasets.DatasetDict({"train": _dataset_from_json(path, allow_external_image_paths)})
     if path.suffix.lower() in (".json", ".jsonl") or name.startswith((".", "/")):
         raise DatasetError(f"{name}: no such file or folder")
     return datasets.load_dataset(name, name=config)
 
 
 def read_json_records(path: Path) -> list[dict]:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     if path.suffix.lower() == ".jsonl":
         records = []
         for lineno, line in enumerate(text.splitlines(), start=1):
@@ -110,7 +119,16 @@ def read_json_records(path: Path) -> list[dict]:
     return records
 
 
-def _dataset_from_json(path: Path) -> Any:
+def inside_folder(name: str, folder: Path) -> Path | None:
+    """``folder / name`` when that stays inside ``folder`` (no absolute path, no ``..`` escape), else None."""
+    root = os.path.normpath(os.path.abspath(folder))
+    candidate = os.path.normpath(os.path.join(root, name))
+    if os.path.isabs(name) or os.path.commonpath([root, candidate]) != root:
+        return None
+    return Path(candidate)
+
+
+def _dataset_from_json(path: Path, allow_external_image_paths: bool = False) -> Any:
     """Records -> Dataset with an Image column; values are stringified where arrow needs one type per column."""
     import datasets
 
@@ -124,7 +142,14 @@ def _dataset_from_json(path: Path) -> Any:
         row = dict(record)
         image = row.get("image")
         if isinstance(image, str) and image:
-            image_path = Path(image) if os.path.isabs(image) else path.parent / image
+            image_path = inside_folder(image, path.parent)
+            if image_path is None:
+                if not allow_external_image_paths:
+                    raise DatasetError(
+                        f"{path}: record {i}: image path {image[:200]!r} points outside {path.parent} "
+                        "(pass --allow_external_image_paths true to allow absolute or '..' paths)"
+                    )
+                image_path = Path(image) if os.path.isabs(image) else path.parent / image
             row["image"] = {"path": str(image_path), "bytes": None}
         elif image is None:
             # No image path: fall back to the base64 copy the judge uses, when the record carries one.
@@ -139,12 +164,31 @@ def _dataset_from_json(path: Path) -> Any:
         elif isinstance(solution, dict):
             row["solution"] = [str(solution.get(k) or "") for k in SOLUTION_KEYS]
         if "prompt" in row:
-            row["prompt"] = _normalize_prompt(row["prompt"])
+            try:
+                row["prompt"] = _normalize_prompt(row["prompt"])
+            except BadRowError as exc:
+                raise DatasetError(f"{path}: record {i}: {exc}") from exc
         rows.append(row)
-    dataset = datasets.Dataset.from_list(rows)
+    try:
+        dataset = datasets.Dataset.from_list(rows)
+    except (TypeError, ValueError) as exc:  # pyarrow: one column holds values of different types
+        raise DatasetError(f"{path}: {first_type_mismatch(records) or 'columns mix value types'} ({exc})") from exc
     if "image" in dataset.column_names:
         dataset = dataset.cast_column("image", datasets.Image())
     return dataset
+
+
+def first_type_mismatch(records: list[dict]) -> str | None:
+    """'record N: column C is a T, earlier records have U' for the first column whose type changes."""
+    seen: dict[str, str] = {}
+    for i, record in enumerate(records):
+        for key, value in record.items():
+            if value is None:
+                continue
+            kind = type(value).__name__
+            if seen.setdefault(key, kind) != kind:
+                return f"record {i}: {key!r} is a {kind}, earlier records have a {seen[key]}"
+    return None
 
 
 def select_split(dataset_dict: Any, split: str) -> Any:
@@ -202,6 +246,8 @@ def normalize_row(row: dict, has_prompt: bool) -> dict:
     problem = row.get("problem")
     if problem is None and prompt is not None:
         problem = _prompt_problem(prompt)
+    if problem is not None and not isinstance(problem, str):
+        raise BadRowError(f"'problem' must be a string, got {type(problem).__name__}")
     if not isinstance(problem, str) or not problem.strip():
         raise BadRowError("empty problem")
     if prompt is None:
@@ -259,14 +305,20 @@ def image_size(value: Any) -> tuple[int, int]:
             raise BadRowError("missing image")
         with Image.open(source) as image:
             size = image.size
+            if max(size) > MAX_ASPECT_RATIO * min(size):
+                raise BadRowError(
+                    f"image aspect ratio {size[0]}x{size[1]} is above {MAX_ASPECT_RATIO} (Qwen2-VL refuses)"
+                )
             image.draft("RGB", (64, 64))  # JPEG: decode at reduced scale, still reads every byte
             image.load()
         return size
     except BadRowError:
         raise
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
-        where = value.get("path") or "embedded bytes"
-        raise BadRowError(f"undecodable image ({where}): {type(exc).__name__}: {exc}") from exc
+        where = str(value.get("path") or "embedded bytes")
+        where = where if len(where) <= 200 else where[:200] + f"... ({len(where)} characters)"
+        reason = str(exc).splitlines()[0][:300] if str(exc) else ""
+        raise BadRowError(f"undecodable image ({where}): {type(exc).__name__}: {reason}") from exc
 
 
 def prompt_token_count(processor: Any, prompt: list[dict], width: int, height: int) -> int:
@@ -361,7 +413,8 @@ def prepare_split(
             max_prompt_length,
         )
     if not keep:
-        raise DatasetError(f"split {split!r}: no usable rows left ({report.summary()})")
+        first = f"; first bad row {report.bad_rows[0][0]}: {report.bad_rows[0][1]}" if report.bad_rows else ""
+        raise DatasetError(f"split {split!r}: no usable rows left ({report.summary()}){first}")
 
     # Pass 2: write the normalised columns for the kept rows (the image column is copied, not re-encoded).
     selected = dataset.select(keep) if len(keep) != len(dataset) else dataset

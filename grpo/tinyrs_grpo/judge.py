@@ -49,9 +49,10 @@ _RETRYABLE_STATUS = {408, 409, 429}
 
 
 def parse_score(reply: str | None) -> float | None:
-    """Map a judge reply to [0, 1]: "7" -> 0.7, "7/10" -> 0.7, "Score: 7.5" -> 0.75; clamped; None without a number.
+    """Map a judge reply to [0, 1]: "7" -> 0.7, "7/10" -> 0.7, "Score: 7.5" -> 0.75; None without a number.
 
-    A scale statement such as "0-10" or "0 to 10" is ignored so that "On a 0-10 scale: 8" reads 8.
+    A scale statement such as "0-10" or "0 to 10" is ignored so that "On a 0-10 scale: 8" reads 8. A score outside
+    0-10 ("12", "-3") is a broken reply, not a strong opinion: None (a failure), never clamped to a full reward.
     """
     if not reply:
         return None
@@ -60,7 +61,10 @@ def parse_score(reply: str | None) -> float | None:
         match = _NUMBER_RE.search(_RANGE_RE.sub(" ", reply))
     if match is None:
         return None
-    return min(max(float(match.group(1) if match.groups() else match.group(0)) / 10.0, 0.0), 1.0)
+    value = float(match.group(1) if match.groups() else match.group(0))
+    if not 0.0 <= value <= 10.0:
+        return None
+    return value / 10.0
 
 
 def image_mime(image_b64: str) -> str:
@@ -258,7 +262,7 @@ class Judge:
             score = parse_score(reply)
             if score is not None:
                 return score
-            reason = f"no score in reply {reply[:80]!r}" if reply is not None else "malformed response"
+            reason = f"no 0-10 score in reply {reply[:80]!r}" if reply is not None else "malformed response"
             break
         self.stats.failures += 1
         logger.warning("judge gave no score after %d attempt(s): %s", attempt + 1, reason)

@@ -21,15 +21,23 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import datasets
 import transformers
-from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOConfig, GRPOTrainer, ModelConfig, TrlParser, get_peft_config
 
 from tinyrs_grpo.callbacks import JsonlLogCallback, JudgeSummaryCallback
+from tinyrs_grpo.checkpoints import (
+    OutputDirError,
+    check_output_dir,
+    folder_size,
+    load_model_weights,
+    resolve_resume,
+    write_error_message,
+)
 from tinyrs_grpo.config import GRPOScriptArguments
-from tinyrs_grpo.data import load_grpo_dataset, prepare_split, select_split
+from tinyrs_grpo.data import BadRowError, DatasetError, load_grpo_dataset, prepare_split, select_split
 from tinyrs_grpo.judge import API_KEY_ENV, Judge
 from tinyrs_grpo.model import load_processor, resize_dataset_images
 from tinyrs_grpo.rewards import get_reward_funcs
@@ -49,6 +57,11 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
     if model_args.model_name_or_path is None:
         raise ValueError("--model_name_or_path is required")
     init_deepspeed_comm(training_args)
+
+    # ---- output folder: writable, room for the model, and where to resume from (before any work) --------------
+    min_free = 0 if model_args.use_peft else folder_size(model_args.model_name_or_path)
+    check_output_dir(training_args.output_dir, min_free_bytes=min_free)
+    checkpoint = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
 
     # ---- judge (key from OPENAI_API_KEY only) ---------------------------------------------------------------------
     judge = None
@@ -75,24 +88,11 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
     )
 
     # ---- data -----------------------------------------------------------------------------------------------------
-    raw = load_grpo_dataset(script_args.dataset_name, script_args.dataset_config)
-    prepare = dict(
-        judge_enabled=judge is not None,
-        skip_bad_rows=script_args.skip_bad_rows,
-        processor=processor,
-        max_prompt_length=script_args.max_prompt_length,
-    )
-    with training_args.main_process_first(desc="preparing the GRPO dataset"):
-        split = script_args.dataset_train_split
-        train_dataset, _ = prepare_split(select_split(raw, split), split, **prepare)
-        eval_dataset = None
-        if training_args.eval_strategy != "no":
-            split = script_args.dataset_test_split
-            eval_dataset, _ = prepare_split(select_split(raw, split), split, **prepare)
-        if training_args.use_vllm:  # vLLM reads the checkpoint's own pixel bounds: hand it pre-bounded images
-            train_dataset = resize_dataset_images(train_dataset, processor.image_processor)
-            if eval_dataset is not None:
-                eval_dataset = resize_dataset_images(eval_dataset, processor.image_processor)
+    try:
+        train_dataset, eval_dataset = load_splits(script_args, training_args, processor, judge is not None)
+    except (DatasetError, BadRowError) as exc:
+        name = str(script_args.dataset_name)
+        raise DatasetError(str(exc) if str(exc).startswith(name) else f"{name}: {exc}") from exc
 
     # ---- rewards --------------------------------------------------------------------------------------------------
     reward_funcs = get_reward_funcs(script_args.reward_funcs, judge=judge)
@@ -136,7 +136,7 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
     callbacks = [JsonlLogCallback(os.path.join(training_args.output_dir, "train_log.jsonl"))]
     if judge is not None:
         callbacks.append(JudgeSummaryCallback(judge))
-    trainer = GRPOTrainer(
+    trainer = ResumableGRPOTrainer(
         model=model_args.model_name_or_path,
         reward_funcs=reward_funcs,
         args=training_args,
@@ -147,12 +147,9 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         callbacks=callbacks,
     )
 
-    # ---- train ------------------------------------------------------------------------------------------------------
-    checkpoint = training_args.resume_from_checkpoint
-    if isinstance(checkpoint, str) and checkpoint.lower() in ("true", "last"):
-        checkpoint = get_last_checkpoint(training_args.output_dir)
-        if checkpoint is None:
-            raise ValueError(f"--resume_from_checkpoint last: no checkpoint in {training_args.output_dir}")
+    # ---- train (from the newest complete checkpoint in output_dir unless --resume_from_checkpoint says otherwise) --
+    if checkpoint:
+        logger.info("resuming from %s", checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
 
     # ---- save -------------------------------------------------------------------------------------------------------
@@ -164,6 +161,45 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         trainer.push_to_hub(dataset_name=script_args.dataset_name)
     trainer.end()
     return trainer
+
+
+class ResumableGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer whose resume really restores the policy weights.
+
+    The Trainer's own loader restores nothing for Qwen2-VL under transformers 5 (checkpoint key names differ from
+    the live module names and it loads with strict=False; see tinyrs_grpo.checkpoints.load_model_weights).
+    """
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        if not load_model_weights(self, resume_from_checkpoint, model):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+
+def load_splits(
+    script_args: GRPOScriptArguments, training_args: GRPOConfig, processor: Any, judge_enabled: bool
+) -> tuple[Any, Any]:
+    """Load, check and normalise the train split (and the test split when evaluating)."""
+    raw = load_grpo_dataset(
+        script_args.dataset_name, script_args.dataset_config, script_args.allow_external_image_paths
+    )
+    prepare = dict(
+        judge_enabled=judge_enabled,
+        skip_bad_rows=script_args.skip_bad_rows,
+        processor=processor,
+        max_prompt_length=script_args.max_prompt_length,
+    )
+    with training_args.main_process_first(desc="preparing the GRPO dataset"):
+        split = script_args.dataset_train_split
+        train_dataset, _ = prepare_split(select_split(raw, split), split, **prepare)
+        eval_dataset = None
+        if training_args.eval_strategy != "no":
+            split = script_args.dataset_test_split
+            eval_dataset, _ = prepare_split(select_split(raw, split), split, **prepare)
+        if training_args.use_vllm:  # vLLM reads the checkpoint's own pixel bounds: hand it pre-bounded images
+            train_dataset = resize_dataset_images(train_dataset, processor.image_processor)
+            if eval_dataset is not None:
+                eval_dataset = resize_dataset_images(eval_dataset, processor.image_processor)
+    return train_dataset, eval_dataset
 
 
 def init_deepspeed_comm(training_args: GRPOConfig) -> None:
@@ -199,13 +235,27 @@ def reject_key_in_config(path: str) -> None:
 def cli(argv: Sequence[str] | None = None) -> None:
     """Parse ``--config recipe.yaml`` plus flags (flags win) and run ``main``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if "--config" in args:
-        reject_key_in_config(args[args.index("--config") + 1])
-    script_args, training_args, model_args = make_parser().parse_args_and_config(args=args)
+    try:
+        if "--config" in args:
+            reject_key_in_config(args[args.index("--config") + 1])
+        script_args, training_args, model_args = make_parser().parse_args_and_config(args=args)
+    except (ValueError, OSError) as exc:
+        sys.stderr.write(f"tinyrs-grpo train: error: {exc}\n")
+        raise SystemExit(2) from None
     if script_args.dry_run:
         dry_run(script_args, training_args, model_args)
         return
-    main(script_args, training_args, model_args)
+    try:
+        main(script_args, training_args, model_args)
+    except (DatasetError, OutputDirError) as exc:
+        sys.stderr.write(f"tinyrs-grpo train: error: {exc}\n")
+        raise SystemExit(1) from None
+    except OSError as exc:
+        message = write_error_message(exc)
+        if message is None:
+            raise
+        sys.stderr.write(f"tinyrs-grpo train: error: {message}\n")
+        raise SystemExit(1) from None
 
 
 def dry_run(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args: ModelConfig) -> None:
@@ -218,8 +268,8 @@ def dry_run(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_a
     names = [n for n in script_args.reward_funcs if n != "judge" or script_args.resolved_judge() == "openai"]
     get_reward_funcs(names or ["format"], judge=None)  # unknown reward names fail here, listing the valid ones
     logger.info(
-        "dry run: model=%s dataset=%s rewards=%s loss_type=%s beta=%s num_generations=%s per_device_train_batch_size=%s"
-        " max_pixels=%s output_dir=%s deepspeed=%s: arguments are valid",
+        "dry run: model=%s dataset=%s rewards=%s loss_type=%s beta=%s num_generations=%s "
+        "per_device_train_batch_size=%s max_pixels=%s output_dir=%s deepspeed=%s: arguments are valid",
         model_args.model_name_or_path,
         script_args.dataset_name,
         script_args.reward_funcs,

@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     report = scan_records(source, policy, verify_images=args.verify_images)
     for line in report.errors:
         sys.stdout.write(line + "\n")
+    if not report.total:
+        sys.stdout.write(f"{report.path}: no records\n")
+        return 1
     sys.stdout.write(f"{report.path}: {report.total} records, {report.n_bad} bad\n")
     return 1 if report.n_bad else 0
 

@@ -23,6 +23,8 @@ from tinyrs_sft.constants import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_PLACEHOLDER, RO
 
 logger = logging.getLogger(__name__)
 
+# The Qwen2-VL image processor refuses images whose long side is more than 200 times the short one.
+MAX_ASPECT_RATIO = 200
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 
@@ -61,6 +63,8 @@ class RecordSource:
                     self._offsets = self._index_lines()
                     return
                 raise DataError(f"{self.path}: not valid JSON ({err})") from err
+            except UnicodeDecodeError as err:
+                raise DataError(f"{self.path}: not UTF-8 text (byte {err.start}: {err.reason})") from err
         if not isinstance(data, list):
             raise DataError(f"{self.path}: expected a JSON list of records, got {type(data).__name__}")
         self._records = data
@@ -93,6 +97,8 @@ class RecordSource:
             return json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(f"{self.path}: record {index} (id=None): line is not valid JSON ({err})") from err
+        except UnicodeDecodeError as err:
+            raise DataError(f"{self.path}: record {index} (id=None): line is not UTF-8 ({err.reason})") from err
 
 
 @dataclass(frozen=True)
@@ -120,22 +126,32 @@ def resolve_media_path(name: str, policy: MediaPolicy) -> Path:
     if not name.strip():
         raise DataError("empty media path")
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", name):
-        raise DataError(f"remote media are not supported (download them first): {name!r}")
+        raise DataError(f"remote media are not supported (download them first): {short(repr(name))}")
     folder = os.path.normpath(os.path.abspath(policy.image_folder))
     candidate = os.path.normpath(os.path.join(folder, name))
     inside = os.path.commonpath([folder, candidate]) == folder
     if (os.path.isabs(name) or not inside) and not policy.allow_external_paths:
         raise DataError(
-            f"media path {name!r} points outside --image_folder {str(policy.image_folder)!r} "
+            f"media path {short(repr(name))} points outside --image_folder {str(policy.image_folder)!r} "
             "(pass --allow_external_image_paths True to allow absolute or '..' paths)"
         )
     return Path(candidate)
 
 
+def short(path: Any, limit: int = 200) -> str:
+    """A path or name for a one-line message (very long ones are cut)."""
+    text = str(path)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 def check_image_file(path: Path, max_pixels: int, verify: bool = False) -> str | None:
     """Return a problem description for an image file, or None. Reads the header only unless ``verify``."""
-    if not path.is_file():
-        return f"image not found: {path}"
+    try:
+        exists = path.is_file()
+    except OSError as err:  # e.g. a name longer than the file system allows
+        return f"image path unusable ({err.strerror}): {short(path)}"
+    if not exists:
+        return f"image not found: {short(path)}"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -145,6 +161,10 @@ def check_image_file(path: Path, max_pixels: int, verify: bool = False) -> str |
                     return f"image too large ({width}x{height} > {max_pixels} pixels, refused): {path}"
                 if width < 1 or height < 1:
                     return f"image has no pixels: {path}"
+                if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+                    return (
+                        f"aspect ratio of {width}x{height} is above {MAX_ASPECT_RATIO} (Qwen2-VL refuses it): {path}"
+                    )
                 if verify:
                     img.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
@@ -154,6 +174,9 @@ def check_image_file(path: Path, max_pixels: int, verify: bool = False) -> str |
 
 def load_image(path: Path, max_pixels: int) -> Image.Image:
     """Open an image as RGB, refusing anything above ``max_pixels`` before it is decompressed."""
+    problem = check_image_file(path, max_pixels)
+    if problem is not None:
+        raise DataError(problem)
     if not path.is_file():
         raise DataError(f"image not found: {path}")
     try:

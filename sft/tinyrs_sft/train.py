@@ -13,13 +13,12 @@ Several GPUs, DeepSpeed ZeRO-3 (the paper's setting, 4 x H100):
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import transformers
-from transformers.trainer_utils import get_last_checkpoint
 
 from tinyrs_sft.check_data import default_image_folder, scan_records
+from tinyrs_sft.checkpoints import OutputDirError, check_output_dir, folder_size, resolve_resume, write_error_message
 from tinyrs_sft.collator import SupervisedCollator
 from tinyrs_sft.config import DataArguments, ModelArguments, TrainingArguments, parse_args
 from tinyrs_sft.data import SupervisedDataset, VisionBounds, apply_bounds_to_processor
@@ -64,6 +63,8 @@ def checked_indices(source: RecordSource, policy: MediaPolicy, data_args: DataAr
         logger.warning("--check_data False: bad records will only be found when the data loader reaches them")
         return None
     report = scan_records(source, policy, verify_images=data_args.verify_images)
+    if not report.total:
+        raise DataError(f"{source.path}: no records")
     for line in report.errors[:MAX_ERRORS_LOGGED]:
         logger.error(line)
     if len(report.errors) > MAX_ERRORS_LOGGED:
@@ -93,6 +94,11 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: Tr
         max_image_pixels=data_args.max_image_pixels,
     )
     indices = checked_indices(source, policy, data_args)
+
+    # --- output folder: writable, room for the model, and where to resume from (before the model loads) ---
+    min_free = 0 if model_args.lora_enable else folder_size(model_args.model_id)
+    check_output_dir(training_args.output_dir, min_free_bytes=min_free)
+    resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
 
     # --- model ---
     init_deepspeed_comm(training_args)
@@ -154,10 +160,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: Tr
         processing_class=processor,
     )
 
-    # --- train (resume from --resume_from_checkpoint, else from the newest checkpoint-* in output_dir) ---
-    resume = training_args.resume_from_checkpoint
-    if resume is None and os.path.isdir(training_args.output_dir):
-        resume = get_last_checkpoint(training_args.output_dir)
+    # --- train (resume from --resume_from_checkpoint, else from the newest complete checkpoint-* in output_dir) ---
     if resume:
         logger.info("resuming from %s", resume)
     trainer.train(resume_from_checkpoint=resume)
@@ -173,13 +176,31 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: Tr
 
 
 def cli(argv: list[str] | None = None) -> None:
-    model_args, data_args, training_args = parse_args(argv)
+    """Parse and train. Bad arguments, bad data and an unwritable output folder end with one line on stderr and a
+    non-zero exit status (2 for arguments, 1 otherwise), not a traceback."""
+    try:
+        model_args, data_args, training_args = parse_args(argv)
+    except ValueError as err:
+        sys.stderr.write(f"tinyrs-sft train: error: {err}\n")
+        raise SystemExit(2) from None
     if training_args.dry_run:
         # Launch scripts use this so that a renamed flag fails here, not on a cluster.
         setup_logging(training_args)
         logger.info("dry run: arguments are valid\n%s\n%s", model_args, data_args)
         return
-    main(model_args, data_args, training_args)
+    try:
+        main(model_args, data_args, training_args)
+    except (DataError, OutputDirError) as err:
+        # A DataError from a data-loader worker carries the worker's traceback text: keep its last line.
+        message = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
+        sys.stderr.write(f"tinyrs-sft train: error: {message}\n")
+        raise SystemExit(1) from None
+    except OSError as err:
+        message = write_error_message(err)
+        if message is None:
+            raise
+        sys.stderr.write(f"tinyrs-sft train: error: {message}\n")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

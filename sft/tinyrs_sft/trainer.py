@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from transformers import Trainer
 
+from tinyrs_sft.checkpoints import load_model_weights
 from tinyrs_sft.model import set_use_cache
 from tinyrs_sft.optim import build_param_groups, log_param_groups, offloads_optimizer
 
@@ -60,3 +61,9 @@ class SFTTrainer(Trainer):
         finally:
             if config is not None:
                 set_use_cache(config, False)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        # The Trainer's own loader silently restores nothing for Qwen2-VL under transformers 5 (see
+        # tinyrs_sft.checkpoints.load_model_weights); DeepSpeed / PEFT checkpoints keep the Trainer's path.
+        if not load_model_weights(self, resume_from_checkpoint, model):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)

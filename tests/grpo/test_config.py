@@ -117,11 +117,13 @@ def test_deepspeed_configs(name: str) -> None:
     assert "optimizer" not in config and "scheduler" not in config
 
 
-def test_recipe_with_a_key_is_refused(tmp_path: Path) -> None:
+def test_recipe_with_a_key_is_refused(tmp_path: Path, capsys) -> None:
     from tinyrs_grpo.train import cli
 
     config = tmp_path / "leaky.yaml"
     config.write_text("env:\n  OPENAI_API_KEY: sk-in-a-file\nreward_funcs: [accuracy]\n")
-    with pytest.raises(ValueError, match="remove OPENAI_API_KEY") as info:
+    with pytest.raises(SystemExit) as info:  # one line on stderr, no traceback
         cli(["--config", str(config), "--output_dir", str(tmp_path)])
-    assert "sk-in-a-file" not in str(info.value)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "remove OPENAI_API_KEY" in err and "sk-in-a-file" not in err

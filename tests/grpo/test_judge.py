@@ -41,8 +41,8 @@ def number_in(text: str) -> int:
         ("8 out of 10", 0.8),
         ("On a 0-10 scale: 6", 0.6),  # the scale statement is not the score (the original read 0)
         ("10", 1.0),
-        ("12", 1.0),  # clamped
-        ("-3", 0.0),  # clamped
+        ("12", None),  # outside 0-10: a failure, not a full reward
+        ("-3", None),  # outside 0-10: a failure
         ("0", 0.0),
         (" 9\n", 0.9),
         ("no idea", None),  # no number is a failure
