@@ -77,13 +77,14 @@ SCALES: dict[str, dict[str, int]] = {
     },
     "full": {
         "pretrain": 600,
-        "sft_cls": 500,
-        "sft_presence": 450,
+        # Classification and rural/urban are learnt first and from few records; presence and grounding get more.
+        "sft_cls": 300,
+        "sft_presence": 600,
         "sft_count": 250,
         "sft_comp": 350,
-        "sft_rural": 200,
-        "sft_vg": 450,
-        "sft_mc": 250,
+        "sft_rural": 120,
+        "sft_vg": 550,
+        "sft_mc": 200,
         "sft_multi_image": 20,
         "sft_text_only": 20,
         "cot_per_task": 100,
@@ -98,6 +99,12 @@ TRAIN_SIZES = ((112, 112), (112, 112), (112, 112), (112, 84))
 TEST_SIZES = ((112, 112), (112, 84), (84, 112))
 PNG_COMPRESS_LEVEL = 1  # fast zlib level: PNG encoding dominates the build time
 CELL = 28  # objects of ordinary scenes sit one per 28x28 cell (one merged Qwen2-VL token)
+OBJ_SIDE = (22, 26)  # side lengths (px) of ordinary objects: they fill most of their cell
+SHIP_SHORT_SIDE = (12, 14)  # ships are elongated: long side from OBJ_SIDE, short side from here
+# Share of "no" presence questions asked about an empty scene (the others show objects of other kinds only): telling
+# "some object" from "no object" needs no binding of the asked kind to its colour, which a tiny model learns slowly.
+PRESENCE_EMPTY_NEGATIVES = 0.5
+VG_TARGET_CELLS = 2  # grounding targets span 2x2 cells (ships 2x1 or 1x2), aligned to the cell grid
 
 # ---------------------------------------------------------------------------------------------------------------
 # Scene vocabulary: one clearly distinct colour per land-cover class and per object kind.
@@ -288,16 +295,20 @@ def _cells(width: int, height: int) -> list[tuple[int, int]]:
 
 
 def _small_box(rng: random.Random, kind: str, cell: tuple[int, int]) -> tuple[tuple[int, int, int, int], bool]:
-    """A box of an ordinary-size object inside a 28x28 cell (2 px margin)."""
+    """A box of an ordinary-size object filling most of a 28x28 cell (1-3 px margin).
+
+    Objects fill their cell so that the one merged visual token that covers them is dominated by the object's
+    colour: a tiny randomly initialised model can then tell which objects a scene holds (presence, counts).
+    """
     vertical = rng.random() < 0.5
     if kind == "ship":
-        long, short = rng.randint(18, 24), rng.randint(8, 10)
+        long, short = rng.randint(*OBJ_SIDE), rng.randint(*SHIP_SHORT_SIDE)
         w, h = (short, long) if vertical else (long, short)
     else:
-        w = rng.randint(14, 22)
-        h = w if kind == "storage tank" else rng.randint(14, 22)
-    x = cell[0] + rng.randint(2, CELL - 2 - w)
-    y = cell[1] + rng.randint(2, CELL - 2 - h)
+        w = rng.randint(*OBJ_SIDE)
+        h = w if kind == "storage tank" else rng.randint(*OBJ_SIDE)
+    x = cell[0] + rng.randint(1, CELL - 1 - w)
+    y = cell[1] + rng.randint(1, CELL - 1 - h)
     return (x, y, x + w, y + h), vertical
 
 
@@ -342,23 +353,23 @@ def make_scene(
 
 
 def make_vg_scene(rng: random.Random, size: tuple[int, int], background: str, kind: str) -> Scene:
-    """One large target object of `kind` plus 0-2 small distractors of other kinds away from it."""
+    """One large target object of `kind` on the cell grid plus 0-2 ordinary distractors of other kinds in free cells.
+
+    The target spans VG_TARGET_CELLS x VG_TARGET_CELLS whole cells (a ship one cell less across), so its box edges
+    lie on the cell grid: the box is fixed by which merged visual tokens the target covers, the answers use a few
+    coordinates only (multiples of 250 or 333 on the 0-1000 grid), and an answer one cell off fails IoU 0.5.
+    """
     width, height = size
+    cols, rows = width // CELL, height // CELL
     vertical = rng.random() < 0.5
+    span_x = span_y = VG_TARGET_CELLS
     if kind == "ship":
-        long, short = rng.randint(48, 68), rng.randint(16, 22)
-        w, h = (short, long) if vertical else (long, short)
-    else:
-        w = rng.randint(34, 56)
-        h = w if kind == "storage tank" else rng.randint(34, 56)
-    w, h = min(w, width - 4), min(h, height - 4)
-    x, y = rng.randint(2, width - 2 - w), rng.randint(2, height - 2 - h)
-    target = Obj(kind, (x, y, x + w, y + h), vertical)
-    free = [
-        c
-        for c in _cells(width, height)
-        if c[0] >= x + w + 2 or c[0] + CELL <= x - 2 or c[1] >= y + h + 2 or c[1] + CELL <= y - 2
-    ]
+        span_x, span_y = (VG_TARGET_CELLS - 1, VG_TARGET_CELLS) if vertical else (VG_TARGET_CELLS, VG_TARGET_CELLS - 1)
+    span_x, span_y = min(span_x, cols), min(span_y, rows)
+    x = rng.randrange(cols - span_x + 1) * CELL
+    y = rng.randrange(rows - span_y + 1) * CELL
+    target = Obj(kind, (x, y, x + span_x * CELL, y + span_y * CELL), vertical)
+    free = [c for c in _cells(width, height) if not _overlaps(c, target.box)]
     others = [k for k in COUNTABLE_KINDS if k != kind]
     n = min(rng.randint(0, 2), len(free))
     distractors = []
@@ -424,15 +435,15 @@ def _draw_object(draw: ImageDraw.ImageDraw, obj: Obj) -> None:
     elif obj.kind == "plane":  # fuselage along the long axis, wings across; bbox = the whole cross
         w, h = x2 - x1, y2 - y1
         if obj.vertical:
-            fw, wing_y = max(3, w // 5), y1 + h // 3
+            fw, wing_y = max(4, w // 3), y1 + h // 4
             cx = x1 + (w - fw) // 2
             draw.rectangle([(cx, y1), (cx + fw - 1, y2 - 1)], fill=colour)
-            draw.rectangle([(x1, wing_y), (x2 - 1, wing_y + max(3, h // 5) - 1)], fill=colour)
+            draw.rectangle([(x1, wing_y), (x2 - 1, wing_y + max(4, h // 3) - 1)], fill=colour)
         else:
-            fh, wing_x = max(3, h // 5), x1 + w // 3
+            fh, wing_x = max(4, h // 3), x1 + w // 4
             cy = y1 + (h - fh) // 2
             draw.rectangle([(x1, cy), (x2 - 1, cy + fh - 1)], fill=colour)
-            draw.rectangle([(wing_x, y1), (wing_x + max(3, w // 5) - 1, y2 - 1)], fill=colour)
+            draw.rectangle([(wing_x, y1), (wing_x + max(4, w // 3) - 1, y2 - 1)], fill=colour)
     else:
         raise ValueError(f"unknown object kind {obj.kind!r}")
 
@@ -507,10 +518,14 @@ def qa_presence(rng: random.Random, sizes: Sizes, index: int, kinds: tuple[str, 
     kind = kinds[(index // 2) % len(kinds)]
     present = index % 2 == 0
     others = [k for k in COUNTABLE_KINDS if k != kind]
-    counts = {k: rng.randint(1, 2) for k in rng.sample(others, rng.randint(0 if present else 1, 2))}
+    if present:
+        n_others = rng.randint(0, 1)
+    else:  # an empty scene or one with distractors of other kinds only
+        n_others = 0 if rng.random() < PRESENCE_EMPTY_NEGATIVES else rng.randint(1, 2)
+    counts = {k: rng.randint(1, 2) for k in rng.sample(others, n_others)}
     if present and kind != "road":
         counts[kind] = rng.randint(1, 3)
-    road = present if kind == "road" else rng.random() < 0.15
+    road = present if kind == "road" else n_others > 0 and rng.random() < 0.15
     scene = make_scene(rng, rng.choice(sizes), rng.choice(SCENE_CLASSES), counts, road=road)
     n = scene.count(kind)
     if n:
