@@ -52,7 +52,7 @@ style: setup
 	$(VENV)/bin/ruff format .
 
 demo: setup
-	FRESH=$(FRESH) bash scripts/demo.sh
+	$(PY) scripts/run_demo.py --output_dir demo_out $(if $(filter 1,$(FRESH)),--fresh,)
 
 clean-venv:
 	rm -rf $(VENV)
