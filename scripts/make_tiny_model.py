@@ -87,6 +87,10 @@ class Preset:
     vision_depth: int
     vision_embed_dim: int
     vision_num_heads: int
+    # Keep <reasoning>, </reasoning>, <answer>, </answer> as single tokens. The Qwen2 split regex cuts them into
+    # "<", "answer", ">" pieces (so "<answer>" and "</answer>" end alike); a 2 B model copes, a 5 M one trained for
+    # minutes confuses the two and ends its output right after "<answer>".
+    whole_reasoning_tags: bool = False
 
 
 PRESETS: dict[str, Preset] = {
@@ -119,6 +123,7 @@ PRESETS: dict[str, Preset] = {
         vision_depth=4,
         vision_embed_dim=128,
         vision_num_heads=4,
+        whole_reasoning_tags=True,
     ),
 }
 
@@ -133,7 +138,10 @@ def demo_corpus() -> list[str]:
     return list(make_demo_data.corpus_texts())
 
 
-def train_tokenizer(corpus: list[str], vocab_size: int):
+REASONING_TAGS = ["<reasoning>", "</reasoning>", "<answer>", "</answer>"]
+
+
+def train_tokenizer(corpus: list[str], vocab_size: int, whole_reasoning_tags: bool = False):
     """Train a byte-level BPE (Qwen2 split regex) and wrap it as a transformers Qwen2 tokenizer."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
@@ -169,6 +177,9 @@ def train_tokenizer(corpus: list[str], vocab_size: int):
         pad_token="<|endoftext|>",
     )
     tokenizer.add_special_tokens({"additional_special_tokens": QWEN2VL_SPECIAL_TOKENS})
+    if whole_reasoning_tags:
+        # Ordinary (not special) added tokens: they survive decoding with skip_special_tokens.
+        tokenizer.add_tokens(REASONING_TAGS)
     return tokenizer
 
 
@@ -270,7 +281,7 @@ def build_tiny_model(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    tokenizer = train_tokenizer(BASE_CORPUS + demo_corpus(), spec.bpe_vocab_size)
+    tokenizer = train_tokenizer(BASE_CORPUS + demo_corpus(), spec.bpe_vocab_size, spec.whole_reasoning_tags)
     processor = build_processor(tokenizer, min_pixels, max_pixels)
     model = build_model(spec, tokenizer, seed)
     model.save_pretrained(out)

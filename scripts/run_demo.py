@@ -50,7 +50,9 @@ class Budget:
     model_preset: str = "small"
     pretrain_epochs: float = 1.0
     sft_epochs: float = 3.0
-    cot_epochs: float = 2.0
+    cot_epochs: float = 3.0
+    # CoT-SFT continues from the SFT model: a gentler rate keeps what SFT learned (at 1e-3 it forgot classification).
+    cot_lr: str = "3e-4"
     grpo_steps: int = 8
     eval_limit: int | None = None
     train_limit_steps: int | None = None  # caps every SFT stage (quick mode only)
@@ -112,7 +114,9 @@ def run_stage(name: str, out: Path, cmd: list[str], fresh: bool) -> float:
     return seconds
 
 
-def sft_command(out: Path, name: str, model: Path, data: Path, epochs: float, budget: Budget) -> list[str]:
+def sft_command(
+    out: Path, name: str, model: Path, data: Path, epochs: float, budget: Budget, extra: tuple[str, ...] = ()
+) -> list[str]:
     recipe = REPO / "sft" / "configs" / "cpu_demo.yaml"
     cmd = [
         str(BIN / "deepspeed"), "--num_gpus", "1", "--master_port", str(free_port()), "--module", "tinyrs_sft.train",
@@ -122,6 +126,7 @@ def sft_command(out: Path, name: str, model: Path, data: Path, epochs: float, bu
         "--image_folder", str(out / "data" / "images"),
         "--output_dir", str(out / name),
         "--num_train_epochs", str(epochs),
+        *extra,
     ]  # fmt: skip
     if budget.train_limit_steps:
         cmd += ["--max_steps", str(budget.train_limit_steps)]
@@ -254,7 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     timings["cot_sft"] = run_stage(
         "cot_sft",
         out,
-        sft_command(out, "cot_sft", out / "sft", data / "cot_sft.json", budget.cot_epochs, budget),
+        sft_command(
+            out,
+            "cot_sft",
+            out / "sft",
+            data / "cot_sft.json",
+            budget.cot_epochs,
+            budget,
+            ("--learning_rate", budget.cot_lr, "--merger_lr", budget.cot_lr, "--vision_lr", budget.cot_lr),
+        ),
         args.fresh,
     )
     timings["grpo"] = run_stage("grpo", out, grpo_command(out, out / "cot_sft", budget), args.fresh)
