@@ -115,3 +115,18 @@ def test_deterministic_given_seed(tmp_path):
     b = build_tiny_model(tmp_path / "b", preset="tiny", seed=3)
     assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
     assert json.loads((a / "tokenizer.json").read_text()) == json.loads((b / "tokenizer.json").read_text())
+
+
+def test_small_preset_keeps_reasoning_tags_whole():
+    from make_tiny_model import BASE_CORPUS, PRESETS, QWEN2VL_SPECIAL_TOKENS, train_tokenizer
+
+    assert PRESETS["small"].whole_reasoning_tags and not PRESETS["tiny"].whole_reasoning_tags
+    tok = train_tokenizer(BASE_CORPUS, 400, whole_reasoning_tags=True)
+    text = "<reasoning>blue water</reasoning><answer>water</answer>"
+    pieces = tok.convert_ids_to_tokens(tok(text)["input_ids"])
+    assert {"<reasoning>", "</reasoning>", "<answer>", "</answer>"} <= set(pieces)
+    assert tok.decode(tok(text)["input_ids"], skip_special_tokens=True) == text
+    # The Qwen2-VL special tokens keep their relative ids; the tags come after them.
+    ids = [tok.convert_tokens_to_ids(t) for t in QWEN2VL_SPECIAL_TOKENS]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))
+    assert tok.convert_tokens_to_ids("<reasoning>") > ids[-1]
