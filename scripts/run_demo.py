@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -56,7 +56,6 @@ class Budget:
     grpo_steps: int = 8
     eval_limit: int | None = None
     train_limit_steps: int | None = None  # caps every SFT stage (quick mode only)
-    extra: dict = field(default_factory=dict)
 
 
 FULL = Budget()
