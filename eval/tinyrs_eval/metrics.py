@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from tinyrs_eval.boxparse import parse_boxes as parse_boxes
+from tinyrs_eval.boxparse import parse_numbers as parse_numbers
 from tinyrs_eval.constants import LHRS_TYPE_NAMES, PROMPT_STYLES, TASK_TYPES
 
 
@@ -26,10 +28,10 @@ AREA_LEVELS = (32**2, 96**2, math.inf)
 LEVEL_NAMES = ("S", "M", "L")
 
 # ---------------------------------------------------------------------------------------------------------------
-# Strict mode helpers. Keep in sync with docs/data-format.md (answer extraction, normalisation, box parsing, IoU).
+# Strict mode helpers. Keep in sync with docs/data-format.md (answer extraction, normalisation, IoU). Box parsing
+# (parse_numbers, parse_boxes) is tinyrs_eval/boxparse.py, byte-identical with tinyrs_grpo/boxparse.py.
 # ---------------------------------------------------------------------------------------------------------------
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 def extract_answer(text: str) -> str:
@@ -60,17 +62,6 @@ def is_malformed(text: str) -> bool:
         if "<reasoning>" in text and "</reasoning>" not in text:
             return True  # reasoning never closed (truncated before any answer)
     return normalize_answer(extract_answer(text)) == ""
-
-
-def parse_numbers(text: str) -> list[float]:
-    """All numbers in ``text`` (integers or decimals, optionally negative), in order."""
-    return [float(x) for x in _NUMBER.findall(str(text))]
-
-
-def parse_boxes(text: str) -> list[list[float]]:
-    """Boxes as consecutive groups of four numbers: the first four numbers are box 1, the next four box 2, ..."""
-    nums = parse_numbers(text)
-    return [nums[i : i + 4] for i in range(0, len(nums) - len(nums) % 4, 4)]
 
 
 def box_area(box: Sequence[float]) -> float:

@@ -1,13 +1,17 @@
 """Text conventions shared (by copy, never by import) with tinyrs_sft and tinyrs_eval.
 
-Keep in sync with docs/data-format.md: the reasoning system prompt, answer extraction, answer normalisation, box
-parsing and IoU are deliberately copied into each package so the three packages never import each other.
+Keep in sync with docs/data-format.md: the reasoning system prompt, answer extraction, answer normalisation and IoU
+are deliberately copied into each package so the three packages never import each other. Box parsing lives in
+tinyrs_grpo/boxparse.py, a byte-identical copy of tinyrs_eval/boxparse.py (a test asserts it); ``parse_box`` is
+re-exported here for the callers that import it from this module.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+from tinyrs_grpo.boxparse import parse_box as parse_box
 
 
 # Keep in sync with docs/data-format.md
@@ -23,7 +27,6 @@ REASONING_SYSTEM_PROMPT = (
 
 # Keep in sync with docs/data-format.md
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-_NUMBER_RE = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)")
 _TRAILING_RE = re.compile(r"[\s.]+$")
 
 
@@ -75,16 +78,6 @@ def normalize_answer(text: str) -> str:
     """Case-fold, collapse whitespace runs, strip surrounding whitespace and trailing periods."""
     text = " ".join(str(text).split()).casefold()
     return _TRAILING_RE.sub("", text).strip()
-
-
-# Keep in sync with docs/data-format.md
-def parse_box(text: str) -> tuple[float, float, float, float] | None:
-    """First four numbers in ``text`` as a box (x1, y1, x2, y2); None when there are fewer than four."""
-    numbers = _NUMBER_RE.findall(str(text))
-    if len(numbers) < 4:
-        return None
-    x1, y1, x2, y2 = (float(n) for n in numbers[:4])
-    return x1, y1, x2, y2
 
 
 # Keep in sync with docs/data-format.md
