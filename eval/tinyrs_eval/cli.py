@@ -1,30 +1,33 @@
-"""``tinyrs-eval run ...`` (evaluate) and ``tinyrs-eval report RUN_DIR ...`` (HTML comparison)."""
+"""``tinyrs-eval run|report|infer|chat ...``: evaluate, compare runs in HTML, ask one image, chat in a web page."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+
+
+COMMANDS = {
+    "run": "tinyrs_eval.run",
+    "report": "tinyrs_eval.report",
+    "infer": "tinyrs_eval.infer",
+    "chat": "tinyrs_eval.chat",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(
         prog="tinyrs-eval",
-        description="TinyRS benchmark runner. 'run --help' and 'report --help' list each command's options.",
+        description="TinyRS benchmark runner. '<command> --help' lists each command's options.",
     )
-    parser.add_argument("command", choices=("run", "report"))
+    parser.add_argument("command", choices=tuple(COMMANDS))
     parser.add_argument("args", nargs=argparse.REMAINDER)
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return 0 if argv else 2
     ns = parser.parse_args(argv[:1])
-    if ns.command == "run":
-        from tinyrs_eval.run import main as run_main
-
-        return run_main(argv[1:])
-    from tinyrs_eval.report import main as report_main
-
-    return report_main(argv[1:])
+    return importlib.import_module(COMMANDS[ns.command]).main(argv[1:])
 
 
 if __name__ == "__main__":
