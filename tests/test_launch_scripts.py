@@ -51,12 +51,16 @@ def test_grpo_slurm_parses():
     proc = run_script("grpo.slurm", CPU_GRPO, {"SLURM_JOB_ID": "123"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "arguments are valid" in proc.stderr
-    assert "beta=0.001" in proc.stderr and "num_generations=4" in proc.stderr and "max_pixels=2359296" in proc.stderr
+    assert "beta=0.001" in proc.stderr and "num_generations=4" in proc.stderr and "max_pixels=checkpoint's" in proc.stderr
 
 
-def test_eval_script_checks_flags_and_data_layout(demo_data_dir, tmp_path):
+def test_eval_script_checks_flags_and_data_layout(demo_data_dir, tiny_model_dir, tmp_path):
     out = tmp_path / "eval_out"
     env = {"DATA_ROOT": str(demo_data_dir / "eval"), "OUTPUT_DIR": str(out), "MODEL_TYPE": "hf"}
+    # The default MODEL_PATH is a hub id that is not downloaded here: offline, the dry run names the download.
+    proc = run_script("eval.sh", [], {**env, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode != 0 and "huggingface-cli download aybora/Qwen2-VL-TinyRS-R1" in proc.stderr
+    env["MODEL_PATH"] = str(tiny_model_dir)
     proc = run_script("eval.sh", [], env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not any(out.rglob("results.json")), "a dry run must not write results"

@@ -64,3 +64,29 @@ class JudgeSummaryCallback(TrainerCallback):
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         stats = self.judge.stats.snapshot()
         logger.info("judge totals: %s", ", ".join(f"{k}={v}" for k, v in stats.items()))
+
+
+class CorruptImageSummaryCallback(TrainerCallback):
+    """Log the total of corrupt images skipped during training (every process's, from corrupt_images.jsonl)."""
+
+    def __init__(self, output_dir: str) -> None:
+        self.output_dir = output_dir
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        from tinyrs_grpo.guard import CORRUPT_LOG, corrupt_total
+
+        records = corrupt_total(self.output_dir)
+        if not records:
+            logger.info("corrupt images skipped during training: 0")
+            return
+        rows = ", ".join(f"{r.get('split')} row {r.get('row')}" for r in records[:10])
+        more = f" and {len(records) - 10} more" if len(records) > 10 else ""
+        logger.warning(
+            "corrupt images skipped during training: %d (%s%s; details in %s)",
+            len(records),
+            rows,
+            more,
+            os.path.join(self.output_dir, CORRUPT_LOG),
+        )

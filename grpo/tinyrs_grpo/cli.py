@@ -21,7 +21,8 @@ USAGE = "usage: tinyrs-grpo {train,build-data,check-data} [options]   (tinyrs-gr
 
 def check_data(argv: Sequence[str] | None = None) -> int:
     """Validate a GRPO dataset the way ``train`` does before training; exit 1 when it has bad rows."""
-    from tinyrs_grpo.data import DatasetError, load_grpo_dataset, prepare_split, select_split
+    from tinyrs_grpo.data import DatasetError, check_split, load_grpo_dataset, select_split
+    from tinyrs_grpo.images import EXTERNAL_HINT
 
     parser = argparse.ArgumentParser(prog="tinyrs-grpo check-data", description=check_data.__doc__)
     parser.add_argument("--dataset_name", required=True, help="save_to_disk folder, .json/.jsonl file or hub id.")
@@ -29,10 +30,17 @@ def check_data(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", nargs="+", default=None, help="Splits to check (default: all).")
     parser.add_argument("--model_name_or_path", default=None, help="Processor for the max_prompt_length check.")
     parser.add_argument("--max_prompt_length", type=int, default=None)
-    parser.add_argument("--min_pixels", type=int, default=3136)
-    parser.add_argument("--max_pixels", type=int, default=12845056)
+    parser.add_argument("--min_pixels", type=int, default=None, help="Default: the checkpoint's own bound.")
+    parser.add_argument("--max_pixels", type=int, default=None, help="Default: the checkpoint's own bound.")
     parser.add_argument(
-        "--allow_external_image_paths", action="store_true", help="JSON files: allow image paths outside their folder."
+        "--allow_external_image_paths",
+        action="store_true",
+        help="JSON files: allow image paths outside their folder (refused rows are bad rows otherwise).",
+    )
+    parser.add_argument(
+        "--verify_images",
+        action="store_true",
+        help="Decode every image fully (default: header read plus a check of the file's ends for cut-short files).",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -41,7 +49,11 @@ def check_data(argv: Sequence[str] | None = None) -> int:
     if args.model_name_or_path is not None:
         from tinyrs_grpo.model import load_processor
 
-        processor = load_processor(args.model_name_or_path, args.min_pixels, args.max_pixels)
+        try:
+            processor = load_processor(args.model_name_or_path, args.min_pixels, args.max_pixels)
+        except (OSError, ValueError) as exc:
+            sys.stderr.write(f"tinyrs-grpo check-data: error: {args.model_name_or_path}: {str(exc).splitlines()[0]}\n")
+            return 2
     try:
         dataset_dict = load_grpo_dataset(args.dataset_name, args.dataset_config, args.allow_external_image_paths)
     except DatasetError as exc:
@@ -50,13 +62,14 @@ def check_data(argv: Sequence[str] | None = None) -> int:
     summaries, failed = {}, False
     for split in args.split or list(dataset_dict):
         try:
-            _, report = prepare_split(
+            report = check_split(
                 select_split(dataset_dict, split),
                 split,
                 judge_enabled=True,
                 skip_bad_rows=True,
                 processor=processor,
                 max_prompt_length=args.max_prompt_length,
+                verify_images=args.verify_images,
             )
             failed |= bool(report.bad_rows)
             for index, reason in report.bad_rows:  # one line per bad row, naming file, split, row and problem
@@ -67,6 +80,7 @@ def check_data(argv: Sequence[str] | None = None) -> int:
                 "answer_types": dict(sorted(report.answer_types.items())),
                 "bad_rows": [{"row": i, "reason": r} for i, r in report.bad_rows],
                 "over_max_prompt_length": report.dropped_too_long,
+                "image_paths_outside_data_root": sum(EXTERNAL_HINT in r for _, r in report.bad_rows),
             }
         except DatasetError as exc:
             failed = True

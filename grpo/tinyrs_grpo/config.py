@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 from trl import ScriptArguments
 
-from tinyrs_grpo.judge import API_KEY_ENV, DEFAULT_JUDGE_MODEL
+from tinyrs_grpo.judge import API_KEY_ENV, DEFAULT_JUDGE_MODEL, JUDGE_PROMPTS
 
 
 JUDGE_MODES = ("auto", "openai", "none")
+CORRUPT_IMAGE_MODES = ("skip", "stop")
 
 
 @dataclass
@@ -30,13 +31,16 @@ class GRPOScriptArguments(ScriptArguments):
             "(my_pkg.module.my_reward). Weights: --reward_weights."
         },
     )
-    max_pixels: int = field(
-        default=12845056,
-        metadata={"help": "Upper bound on image pixels (H*W after resizing); sets the processor's image size bound."},
+    max_pixels: int | None = field(
+        default=None,
+        metadata={
+            "help": "Upper bound on image pixels (H*W after resizing). Default: the checkpoint's own bound (what SFT "
+            "saved in preprocessor_config.json); given, it replaces it on the processor and in every save."
+        },
     )
-    min_pixels: int = field(
-        default=3136,
-        metadata={"help": "Lower bound on image pixels (H*W after resizing); sets the processor's image size bound."},
+    min_pixels: int | None = field(
+        default=None,
+        metadata={"help": "Lower bound on image pixels (H*W after resizing). Default: the checkpoint's own bound."},
     )
     max_prompt_length: int | None = field(
         default=None,
@@ -50,7 +54,25 @@ class GRPOScriptArguments(ScriptArguments):
     )
     allow_external_image_paths: bool = field(
         default=False,
-        metadata={"help": "JSON/JSONL datasets: allow absolute or '..' image paths outside the file's folder."},
+        metadata={
+            "help": "Allow image paths outside the data root (the JSON/JSONL file's folder, the save_to_disk "
+            "folder): absolute or '..' paths. Without it such rows are bad rows, counted with their reason."
+        },
+    )
+    verify_images: bool = field(
+        default=False,
+        metadata={
+            "help": "Fully decode every image before training. Default: header read plus a check of the file's "
+            "ends for images cut short (tinyrs_grpo.imagecheck), no decompression."
+        },
+    )
+    on_corrupt_image: str = field(
+        default="skip",
+        metadata={
+            "help": "An image that fails to decode during training: skip (the row is replaced by the next good row "
+            "for every copy of it, logged with file and row, counted in the final log and in "
+            "OUTPUT_DIR/corrupt_images.jsonl) or stop (end the run at once with a one-line error)."
+        },
     )
     judge: str = field(
         default="auto",
@@ -60,6 +82,13 @@ class GRPOScriptArguments(ScriptArguments):
         },
     )
     judge_model: str = field(default=DEFAULT_JUDGE_MODEL, metadata={"help": "Judge chat model."})
+    judge_prompt: str = field(
+        default="original",
+        metadata={
+            "help": "Judge instructions: original (the TinyRS grpo.py wording) or remote_sensing (names the "
+            "remote-sensing image and asks for a grade against what the image shows)."
+        },
+    )
     judge_base_url: str | None = field(
         default=None,
         metadata={"help": "OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1 for a local judge server)."},
@@ -85,7 +114,15 @@ class GRPOScriptArguments(ScriptArguments):
             raise ValueError(f"--judge must be one of {JUDGE_MODES}, got {self.judge!r}")
         if self.judge_on_error not in ("none", "zero"):
             raise ValueError(f"--judge_on_error must be 'none' or 'zero', got {self.judge_on_error!r}")
-        if self.min_pixels <= 0 or self.max_pixels <= 0 or self.min_pixels > self.max_pixels:
+        if self.judge_prompt not in JUDGE_PROMPTS:
+            raise ValueError(f"--judge_prompt must be one of {tuple(JUDGE_PROMPTS)}, got {self.judge_prompt!r}")
+        if self.on_corrupt_image not in CORRUPT_IMAGE_MODES:
+            raise ValueError(f"--on_corrupt_image must be one of {CORRUPT_IMAGE_MODES}, got {self.on_corrupt_image!r}")
+        for name in ("min_pixels", "max_pixels"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"--{name} must be positive, got {value}")
+        if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
             raise ValueError(
                 f"--min_pixels ({self.min_pixels}) and --max_pixels ({self.max_pixels}) must be positive with "
                 "min_pixels <= max_pixels"

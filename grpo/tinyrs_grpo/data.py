@@ -4,37 +4,52 @@ Columns after ``prepare_split``: ``image`` (datasets.Image), ``problem`` (str), 
 placeholder, the reasoning system prompt when the source had no prompt), ``solution`` = [answer_type, answer,
 question, image_base64] as strings; other columns pass through to the reward functions.
 
-Every problem is found before training starts: a bad row (missing or undecodable image, malformed solution, unknown
-answer type, empty problem, unusable ground truth) stops with its split, index and reason, or is skipped and
-counted with ``skip_bad_rows``.
+Every problem is found before training starts: a bad row (missing, cut-short or unreadable image, an image path
+outside the data root, malformed solution, unknown answer type, empty problem, unusable ground truth) stops with its
+split, index and reason, or is skipped and counted with ``skip_bad_rows``. ``check_split`` finds them (the part a
+multi-GPU run does once, see tinyrs_grpo.scan), ``normalize_split`` writes the kept rows.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import json
 import logging
-import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinyrs_grpo.rewards import BOX, EXACT, OPEN_ENDED, answer_type_code
-from tinyrs_grpo.text import REASONING_SYSTEM_PROMPT, normalize_answer, parse_box
+from tinyrs_grpo.images import check_image, inside_folder, resolve_image_path
+from tinyrs_grpo.rewards import OPEN_ENDED
+from tinyrs_grpo.rows import SOLUTION_KEYS, BadRowError, build_prompt, normalize_prompt, normalize_row
 
+
+__all__ = [
+    "BadRowError",
+    "DatasetError",
+    "SplitReport",
+    "build_prompt",
+    "check_split",
+    "grpo_features",
+    "inside_folder",
+    "load_grpo_dataset",
+    "normalize_row",
+    "normalize_split",
+    "prepare_split",
+    "prompt_token_count",
+    "read_json_records",
+    "scan_rows",
+    "select_split",
+]
 
 logger = logging.getLogger(__name__)
 
 MAX_ERRORS_SHOWN = 10
-MAX_ASPECT_RATIO = 200  # the Qwen2-VL image processor refuses images with a larger long/short side ratio
-SOLUTION_KEYS = ("answer_type", "answer", "question", "image_base64")
 REFUSED_COLUMNS = {"messages", "chosen", "rejected", "label", "completion"}  # docs/data-format.md 3.1
-
-
-class BadRowError(ValueError):
-    """A dataset row that cannot be trained on."""
+# JSON/JSONL records whose image path is refused by the path policy carry the reason here until check_split
+# reports them as bad rows (counted, skippable); the column never reaches the trainer.
+REFUSAL_COLUMN = "_tinyrs_image_refused"
 
 
 class DatasetError(ValueError):
@@ -52,6 +67,20 @@ class SplitReport:
     dropped_open_ended: int = 0
     dropped_too_long: int = 0
     answer_types: Counter = field(default_factory=Counter)
+    kept: list[int] = field(default_factory=list)  # source row indices that train
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["answer_types"] = dict(self.answer_types)
+        data["bad_rows"] = [list(item) for item in self.bad_rows]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SplitReport:
+        data = dict(data)
+        data["answer_types"] = Counter(data.get("answer_types", {}))
+        data["bad_rows"] = [(int(i), str(r)) for i, r in data.get("bad_rows", [])]
+        return cls(**data)
 
     def summary(self) -> str:
         types = ", ".join(f"type {k}: {v}" for k, v in sorted(self.answer_types.items())) or "none"
@@ -119,15 +148,6 @@ def read_json_records(path: Path) -> list[dict]:
     return records
 
 
-def inside_folder(name: str, folder: Path) -> Path | None:
-    """``folder / name`` when that stays inside ``folder`` (no absolute path, no ``..`` escape), else None."""
-    root = os.path.normpath(os.path.abspath(folder))
-    candidate = os.path.normpath(os.path.join(root, name))
-    if os.path.isabs(name) or os.path.commonpath([root, candidate]) != root:
-        return None
-    return Path(candidate)
-
-
 def _dataset_from_json(path: Path, allow_external_image_paths: bool = False) -> Any:
     """Records -> Dataset with an Image column; values are stringified where arrow needs one type per column."""
     import datasets
@@ -135,22 +155,17 @@ def _dataset_from_json(path: Path, allow_external_image_paths: bool = False) -> 
     records = read_json_records(path)
     if not records:
         raise DatasetError(f"{path}: no records")
-    rows = []
+    rows, refusals = [], {}
     for i, record in enumerate(records):
         if not isinstance(record, dict):
             raise DatasetError(f"{path}: record {i}: expected an object, got {type(record).__name__}")
         row = dict(record)
         image = row.get("image")
         if isinstance(image, str) and image:
-            image_path = inside_folder(image, path.parent)
-            if image_path is None:
-                if not allow_external_image_paths:
-                    raise DatasetError(
-                        f"{path}: record {i}: image path {image[:200]!r} points outside {path.parent} "
-                        "(pass --allow_external_image_paths true to allow absolute or '..' paths)"
-                    )
-                image_path = Path(image) if os.path.isabs(image) else path.parent / image
+            image_path, refusal = resolve_image_path(image, path.parent, allow_external_image_paths)
             row["image"] = {"path": str(image_path), "bytes": None}
+            if refusal:
+                row["image"], refusals[i] = None, refusal
         elif image is None:
             # No image path: fall back to the base64 copy the judge uses, when the record carries one.
             solution = row.get("solution")
@@ -165,10 +180,20 @@ def _dataset_from_json(path: Path, allow_external_image_paths: bool = False) -> 
             row["solution"] = [str(solution.get(k) or "") for k in SOLUTION_KEYS]
         if "prompt" in row:
             try:
-                row["prompt"] = _normalize_prompt(row["prompt"])
+                row["prompt"] = normalize_prompt(row["prompt"])
             except BadRowError as exc:
                 raise DatasetError(f"{path}: record {i}: {exc}") from exc
         rows.append(row)
+    if refusals:
+        logger.warning(
+            "%s: %d record(s) with an image path outside %s (reported as bad rows; first: record %d)",
+            path,
+            len(refusals),
+            path.parent,
+            min(refusals),
+        )
+        for i, row in enumerate(rows):
+            row[REFUSAL_COLUMN] = refusals.get(i)
     try:
         dataset = datasets.Dataset.from_list(rows)
     except (TypeError, ValueError) as exc:  # pyarrow: one column holds values of different types
@@ -200,127 +225,6 @@ def select_split(dataset_dict: Any, split: str) -> Any:
 # ---------------------------------------------------------------------------------------------------------------
 # Row checks and normalisation
 # ---------------------------------------------------------------------------------------------------------------
-def _normalize_prompt(prompt: Any) -> list[dict]:
-    """Conversational prompt with list-of-parts contents ({"type", "text"}), as arrow stores it."""
-    if not isinstance(prompt, list) or not prompt:
-        raise BadRowError("'prompt' must be a non-empty list of {role, content} messages")
-    messages = []
-    for message in prompt:
-        if not isinstance(message, dict) or "role" not in message:
-            raise BadRowError("'prompt' messages must be objects with 'role' and 'content'")
-        content = message.get("content")
-        if isinstance(content, str):
-            parts = [{"type": "text", "text": content}]
-        elif isinstance(content, list):
-            parts = []
-            for part in content:
-                if not isinstance(part, dict) or part.get("type") not in ("text", "image"):
-                    raise BadRowError(f"'prompt' content parts must be text or image parts, got {part!r:.80}")
-                parts.append({"type": part["type"], "text": part.get("text") if part["type"] == "text" else None})
-        else:
-            raise BadRowError(f"'prompt' message content must be a string or a list of parts, got {content!r:.80}")
-        messages.append({"role": str(message["role"]), "content": parts})
-    return messages
-
-
-def build_prompt(problem: str, system_prompt: str = REASONING_SYSTEM_PROMPT) -> list[dict]:
-    """The conversational prompt of a row: reasoning system prompt, then the image, then the problem text."""
-    return [
-        {"role": "system", "content": [{"type": "text", "text": system_prompt}]},
-        {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": problem}]},
-    ]
-
-
-def _prompt_problem(prompt: list[dict]) -> str:
-    texts = [p["text"] or "" for m in prompt if m["role"] == "user" for p in m["content"] if p["type"] == "text"]
-    return "\n".join(t for t in texts if t).strip()
-
-
-def normalize_row(row: dict, has_prompt: bool) -> dict:
-    """Check one row and return its normalised ``problem``, ``prompt`` and ``solution``.
-
-    Raises:
-        BadRowError: naming the problem.
-    """
-    prompt = _normalize_prompt(row["prompt"]) if has_prompt and row.get("prompt") is not None else None
-    problem = row.get("problem")
-    if problem is None and prompt is not None:
-        problem = _prompt_problem(prompt)
-    if problem is not None and not isinstance(problem, str):
-        raise BadRowError(f"'problem' must be a string, got {type(problem).__name__}")
-    if not isinstance(problem, str) or not problem.strip():
-        raise BadRowError("empty problem")
-    if prompt is None:
-        prompt = build_prompt(problem)
-    n_images = sum(p["type"] == "image" for m in prompt for p in m["content"])
-    if n_images == 0:
-        for message in prompt:
-            if message["role"] == "user":
-                message["content"].insert(0, {"type": "image", "text": None})
-                break
-        else:
-            raise BadRowError("'prompt' has no user message")
-    elif n_images > 1:
-        raise BadRowError(f"'prompt' has {n_images} image placeholders for one image")
-
-    solution = row.get("solution")
-    if isinstance(solution, dict):
-        solution = [solution.get(k) for k in SOLUTION_KEYS]
-    if not isinstance(solution, (list, tuple)) or not 2 <= len(solution) <= 4:
-        raise BadRowError(f"malformed solution {solution!r:.80}: expected [{', '.join(SOLUTION_KEYS)}]")
-    fields = list(solution) + [None] * (4 - len(solution))
-    try:
-        code = answer_type_code(fields[0])
-    except ValueError as exc:
-        raise BadRowError(str(exc)) from exc
-    answer = "" if fields[1] is None else str(fields[1])
-    question = str(fields[2]) if fields[2] else problem
-    image_b64 = "" if fields[3] is None else str(fields[3])
-    if code == EXACT and not normalize_answer(answer):
-        raise BadRowError("answer_type 1 with an empty answer")
-    if code == BOX:
-        box = parse_box(answer)
-        if box is None or box[2] <= box[0] or box[3] <= box[1]:
-            raise BadRowError(f"answer_type 2 without a valid [x1, y1, x2, y2] box: {answer!r:.80}")
-    return {"problem": problem, "prompt": prompt, "solution": [code, answer, question, image_b64]}
-
-
-def image_size(value: Any) -> tuple[int, int]:
-    """(width, height) of an undecoded ``datasets.Image`` value, after fully decoding it.
-
-    Raises:
-        BadRowError: for a missing or undecodable image.
-    """
-    from PIL import Image
-
-    if value is None:
-        raise BadRowError("missing image")
-    if isinstance(value, Image.Image):
-        return value.size
-    if not isinstance(value, dict):
-        raise BadRowError(f"unsupported image value of type {type(value).__name__}")
-    try:
-        source = io.BytesIO(value["bytes"]) if value.get("bytes") else value.get("path")
-        if not source:
-            raise BadRowError("missing image")
-        with Image.open(source) as image:
-            size = image.size
-            if max(size) > MAX_ASPECT_RATIO * min(size):
-                raise BadRowError(
-                    f"image aspect ratio {size[0]}x{size[1]} is above {MAX_ASPECT_RATIO} (Qwen2-VL refuses)"
-                )
-            image.draft("RGB", (64, 64))  # JPEG: decode at reduced scale, still reads every byte
-            image.load()
-        return size
-    except BadRowError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - PIL raises many types for broken files
-        where = str(value.get("path") or "embedded bytes")
-        where = where if len(where) <= 200 else where[:200] + f"... ({len(where)} characters)"
-        reason = str(exc).splitlines()[0][:300] if str(exc) else ""
-        raise BadRowError(f"undecodable image ({where}): {type(exc).__name__}: {reason}") from exc
-
-
 def prompt_token_count(processor: Any, prompt: list[dict], width: int, height: int) -> int:
     """Prompt length in tokens after the processor expands the image placeholder for this image size."""
     text = processor.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
@@ -338,42 +242,101 @@ def prepare_split(
     skip_bad_rows: bool = False,
     processor: Any = None,
     max_prompt_length: int | None = None,
+    verify_images: bool = False,
     num_proc: int | None = None,
 ) -> tuple[Any, SplitReport]:
-    """Validate and normalise one split for GRPOTrainer.
+    """Validate and normalise one split for GRPOTrainer: ``check_split`` then ``normalize_split``.
 
     Args:
         judge_enabled: keep open-ended (type "0") rows; without a judge they are dropped and counted.
         skip_bad_rows: drop bad rows (counted, first ones logged) instead of raising.
-        processor: needed for ``max_prompt_length``: rows whose prompt (text + image tokens at the configured pixel
+        processor: needed for ``max_prompt_length``: rows whose prompt (text + image tokens at the processor's pixel
             bounds) is longer are dropped and counted. Prompts are never truncated.
+        verify_images: fully decode every image (default: header read plus a check for files cut short).
 
     Raises:
         DatasetError: missing columns, or bad rows without ``skip_bad_rows`` (the first ones listed).
     """
-    import datasets
+    report = check_split(
+        dataset,
+        split,
+        judge_enabled=judge_enabled,
+        skip_bad_rows=skip_bad_rows,
+        processor=processor,
+        max_prompt_length=max_prompt_length,
+        verify_images=verify_images,
+    )
+    return normalize_split(dataset, report, num_proc=num_proc), report
 
+
+def check_columns(dataset: Any, split: str) -> None:
+    """Raises DatasetError for missing or refused columns."""
     columns = set(dataset.column_names)
     missing = [c for c in ("image", "solution") if c not in columns]
     if "problem" not in columns and "prompt" not in columns:
         missing.append("problem (or prompt)")
     if missing:
-        raise DatasetError(f"split {split!r}: missing column(s) {missing}; found {sorted(columns)}")
+        found = sorted(columns - {REFUSAL_COLUMN})
+        raise DatasetError(f"split {split!r}: missing column(s) {missing}; found {found}")
     refused = sorted(columns & REFUSED_COLUMNS)
     if refused:
         raise DatasetError(
             f"split {split!r}: column(s) {refused} are refused (TRL treats them as conversation data); rename them"
         )
-    has_prompt = "prompt" in columns
-    report = SplitReport(split=split, rows_in=len(dataset))
 
-    # Pass 1: check every row (images undecoded, so this reads files once and keeps memory flat).
-    raw = dataset.cast_column("image", datasets.Image(decode=False))
-    keep: list[int] = []
-    sizes: dict[int, tuple[int, int]] = {}
+
+def check_split(
+    dataset: Any,
+    split: str = "train",
+    *,
+    judge_enabled: bool,
+    skip_bad_rows: bool = False,
+    processor: Any = None,
+    max_prompt_length: int | None = None,
+    verify_images: bool = False,
+) -> SplitReport:
+    """Check every row (images undecoded unless ``verify_images``): which rows train, which are bad and why.
+
+    Raises:
+        DatasetError: missing columns, bad rows without ``skip_bad_rows``, or no usable row left.
+    """
+    report = scan_rows(
+        dataset,
+        split,
+        judge_enabled=judge_enabled,
+        processor=processor,
+        max_prompt_length=max_prompt_length,
+        verify_images=verify_images,
+    )
+    log_report(report, skip_bad_rows, max_prompt_length)
+    return report
+
+
+def scan_rows(
+    dataset: Any,
+    split: str = "train",
+    *,
+    judge_enabled: bool,
+    processor: Any = None,
+    max_prompt_length: int | None = None,
+    verify_images: bool = False,
+) -> SplitReport:
+    """The row-by-row part of ``check_split``: the report, without raising for bad rows.
+
+    Raises:
+        DatasetError: missing or refused columns.
+    """
+    import datasets
+
+    check_columns(dataset, split)
+    has_prompt = "prompt" in dataset.column_names
+    report = SplitReport(split=split, rows_in=len(dataset))
+    raw = dataset.cast_column("image", datasets.Image(decode=False))  # reads files once, memory stays flat
     for index, row in enumerate(raw):
         try:
-            sizes[index] = image_size(row["image"])
+            if row.get(REFUSAL_COLUMN):
+                raise BadRowError(row[REFUSAL_COLUMN])
+            width, height = check_image(row["image"], verify=verify_images)
             normalized = normalize_row(row, has_prompt)
         except BadRowError as exc:
             report.bad_rows.append((index, str(exc)))
@@ -383,13 +346,22 @@ def prepare_split(
             report.dropped_open_ended += 1
             continue
         if max_prompt_length is not None and processor is not None:
-            width, height = sizes[index]
             if prompt_token_count(processor, normalized["prompt"], width, height) > max_prompt_length:
                 report.dropped_too_long += 1
                 continue
         report.answer_types[code] += 1
-        keep.append(index)
+        report.kept.append(index)
+    report.rows_out = len(report.kept)
+    return report
 
+
+def log_report(report: SplitReport, skip_bad_rows: bool, max_prompt_length: int | None) -> None:
+    """Log what was dropped; raise for bad rows (unless skipped) or when nothing is left.
+
+    Raises:
+        DatasetError: bad rows without ``skip_bad_rows`` (the first ones listed), or no usable row left.
+    """
+    split = report.split
     if report.bad_rows:
         shown = "; ".join(f"row {i}: {reason}" for i, reason in report.bad_rows[:MAX_ERRORS_SHOWN])
         more = len(report.bad_rows) - MAX_ERRORS_SHOWN
@@ -412,12 +384,19 @@ def prepare_split(
             report.dropped_too_long,
             max_prompt_length,
         )
-    if not keep:
+    if not report.kept:
         first = f"; first bad row {report.bad_rows[0][0]}: {report.bad_rows[0][1]}" if report.bad_rows else ""
         raise DatasetError(f"split {split!r}: no usable rows left ({report.summary()}){first}")
 
-    # Pass 2: write the normalised columns for the kept rows (the image column is copied, not re-encoded).
-    selected = dataset.select(keep) if len(keep) != len(dataset) else dataset
+
+def normalize_split(dataset: Any, report: SplitReport, num_proc: int | None = None) -> Any:
+    """Write the normalised ``problem``, ``prompt`` and ``solution`` of the rows ``report`` keeps (the image column
+    is copied, not re-encoded)."""
+    if REFUSAL_COLUMN in dataset.column_names:
+        dataset = dataset.remove_columns(REFUSAL_COLUMN)
+    selected = dataset.select(report.kept) if len(report.kept) != len(dataset) else dataset
+    columns = set(selected.column_names)
+    has_prompt = "prompt" in columns
     text_columns = [c for c in ("problem", "prompt", "solution") if c in columns]
 
     def _normalize(*values: Any) -> dict:
@@ -427,12 +406,11 @@ def prepare_split(
         _normalize,
         input_columns=text_columns,
         num_proc=num_proc,
-        desc=f"normalising {split}",
+        desc=f"normalising {report.split}",
         features=grpo_features(selected.features),
     )
-    report.rows_out = len(prepared)
     logger.info(report.summary())
-    return prepared, report
+    return prepared
 
 
 def grpo_features(source: Any) -> Any:

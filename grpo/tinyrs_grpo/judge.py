@@ -1,11 +1,12 @@
 """LLM judge for open-ended answers (answer_type "0"), through any OpenAI-compatible chat endpoint.
 
-The judge sees the question, the model's answer text and the image, as in the original TinyRS prompt, and replies
-with a 0-10 score that becomes a reward in [0, 1]. Unlike the original (a new synchronous client per call, no retry,
-a crash or a stale score from the previous sample on any API error), requests are concurrent under a limit, each
-has a timeout, rate limits / server errors / timeouts are retried with exponential backoff, and a request that
-still fails yields None (or 0.0 with ``on_error="zero"``) and increments a failure counter. Identical
-(question, answer, image) requests are answered from an in-memory cache.
+The judge sees the question, the model's answer text and the image, with the original TinyRS instructions by
+default (``prompt="remote_sensing"`` selects this toolkit's rewording), and replies with a 0-10 score that becomes
+a reward in [0, 1]. Unlike the original (a new synchronous client per call, no retry, a crash or a stale score from
+the previous sample on any API error), requests are concurrent under a limit, each has a timeout, rate limits /
+server errors / timeouts are retried with exponential backoff, and a request that still fails yields None (or 0.0
+with ``on_error="zero"``) and increments a failure counter. Identical (question, answer, image) requests are
+answered from an in-memory cache.
 
 The API key comes only from the ``OPENAI_API_KEY`` environment variable. It is never a parameter, never logged and
 never part of ``repr``; nothing in this module writes it anywhere.
@@ -34,13 +35,26 @@ logger = logging.getLogger(__name__)
 DEFAULT_JUDGE_MODEL = "gpt-4.1-mini-2025-04-14"
 API_KEY_ENV = "OPENAI_API_KEY"
 
-# Paraphrase of the original TinyRS grading instruction (grpo.py): no reference answer, 0-10, number only.
-JUDGE_SYSTEM_PROMPT = (
-    "You are a teacher grading the answer of a student model to a question about the attached remote-sensing "
-    "image. There is no single correct answer. Grade the answer from 0 to 10 for its explanatory ability, its "
-    "quality and its choice of words, judged against what the image shows. The question is enclosed in <question> "
-    "tags and the answer in <answer> tags. Reply with only the number."
-)
+# The judge's instructions. "original" restates the TinyRS grpo.py instruction in its meaning and order: a teacher
+# grading a student model's answer to a question about the image, no single correct answer, a 0-10 grade for
+# explanatory ability, quality and word choice, only the number in reply, question and answer in tags. No reference
+# answer is shown, as in the paper. "remote_sensing" is this toolkit's rewording (kept as an option).
+JUDGE_PROMPTS = {
+    "original": (
+        "You are a teacher grading the answer that a student model gave to a question about the image. There is no "
+        "single correct answer. Grade the answer from 0 to 10 for its explanatory ability, its quality and its "
+        "choice of words. Reply with only the number. The question is given in <question> tags and the answer in "
+        "<answer> tags."
+    ),
+    "remote_sensing": (
+        "You are a teacher grading the answer of a student model to a question about the attached remote-sensing "
+        "image. There is no single correct answer. Grade the answer from 0 to 10 for its explanatory ability, its "
+        "quality and its choice of words, judged against what the image shows. The question is enclosed in "
+        "<question> tags and the answer in <answer> tags. Reply with only the number."
+    ),
+}
+DEFAULT_JUDGE_PROMPT = "original"
+JUDGE_SYSTEM_PROMPT = JUDGE_PROMPTS[DEFAULT_JUDGE_PROMPT]
 
 _RANGE_RE = re.compile(r"\b0\s*(?:-|–|to)\s*10\b", re.IGNORECASE)
 _OUT_OF_RE = re.compile(r"(-?\d+(?:\.\d+)?)\s*(?:/|out of)\s*10\b", re.IGNORECASE)
@@ -126,7 +140,10 @@ class Judge:
         on_error: str = "none",
         temperature: float = 0.2,
         max_tokens: int = 64,
+        prompt: str = DEFAULT_JUDGE_PROMPT,
     ) -> None:
+        if prompt not in JUDGE_PROMPTS:
+            raise ValueError(f"judge prompt must be one of {tuple(JUDGE_PROMPTS)}, got {prompt!r}")
         if on_error not in ("none", "zero"):
             raise ValueError(f"judge on_error must be 'none' or 'zero', got {on_error!r}")
         if concurrency < 1:
@@ -148,6 +165,7 @@ class Judge:
         self.on_error = on_error
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self.prompt = prompt
         self.stats = JudgeStats()
         self._cache: dict[str, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -158,7 +176,8 @@ class Judge:
     def __repr__(self) -> str:  # never shows the key
         return (
             f"Judge(model={self.model!r}, base_url={self.base_url!r}, concurrency={self.concurrency}, "
-            f"timeout={self.timeout}, max_retries={self.max_retries}, on_error={self.on_error!r})"
+            f"timeout={self.timeout}, max_retries={self.max_retries}, on_error={self.on_error!r}, "
+            f"prompt={self.prompt!r})"
         )
 
     def __getstate__(self) -> dict:
@@ -199,11 +218,11 @@ class Judge:
         if image_b64:
             url = f"data:{image_mime(image_b64)};base64,{image_b64}"
             content.append({"type": "image_url", "image_url": {"url": url}})
-        return [{"role": "system", "content": JUDGE_SYSTEM_PROMPT}, {"role": "user", "content": content}]
+        return [{"role": "system", "content": JUDGE_PROMPTS[self.prompt]}, {"role": "user", "content": content}]
 
     def cache_key(self, question: str, answer: str, image_b64: str | None) -> str:
         image_digest = hashlib.sha256((image_b64 or "").encode("ascii", "ignore")).hexdigest()
-        payload = json.dumps([self.model, question, answer, image_digest], ensure_ascii=False)
+        payload = json.dumps([self.model, self.prompt, question, answer, image_digest], ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     # -- scoring ---------------------------------------------------------------------------------------------------

@@ -17,17 +17,19 @@ The judge key is read from OPENAI_API_KEY only; without it (and without --judge_
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import datasets
 import transformers
 from trl import GRPOConfig, GRPOTrainer, ModelConfig, TrlParser, get_peft_config
 
-from tinyrs_grpo.callbacks import JsonlLogCallback, JudgeSummaryCallback
+from tinyrs_grpo.callbacks import CorruptImageSummaryCallback, JsonlLogCallback, JudgeSummaryCallback
 from tinyrs_grpo.checkpoints import (
     OutputDirError,
     check_output_dir,
@@ -37,10 +39,21 @@ from tinyrs_grpo.checkpoints import (
     write_error_message,
 )
 from tinyrs_grpo.config import GRPOScriptArguments
-from tinyrs_grpo.data import BadRowError, DatasetError, load_grpo_dataset, prepare_split, select_split
+from tinyrs_grpo.data import (
+    BadRowError,
+    DatasetError,
+    load_grpo_dataset,
+    log_report,
+    normalize_split,
+    scan_rows,
+    select_split,
+)
+from tinyrs_grpo.dryrun import PathError, UsageError, check_usage, dry_run, format_settings, one_line, wants_dry_run
+from tinyrs_grpo.guard import guard_images
 from tinyrs_grpo.judge import API_KEY_ENV, Judge
-from tinyrs_grpo.model import load_processor, resize_dataset_images
+from tinyrs_grpo.model import load_processor, pixel_bounds, resize_dataset_images
 from tinyrs_grpo.rewards import get_reward_funcs
+from tinyrs_grpo.scan import cached_scan, check_once
 
 
 logger = logging.getLogger("tinyrs_grpo")
@@ -54,8 +67,7 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
     logger.setLevel(min(log_level, logging.INFO) if training_args.should_log else log_level)
     datasets.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.set_verbosity(log_level)
-    if model_args.model_name_or_path is None:
-        raise ValueError("--model_name_or_path is required")
+    check_usage(script_args, training_args, model_args)  # names and counts first: a typo costs no model load
     init_deepspeed_comm(training_args)
 
     # ---- output folder: writable, room for the model, and where to resume from (before any work) --------------
@@ -75,10 +87,11 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
             on_error=script_args.judge_on_error,
             temperature=script_args.judge_temperature,
             max_tokens=script_args.judge_max_tokens,
+            prompt=script_args.judge_prompt,
         )
     logger.info("judge: %s", judge if judge is not None else "none (open-ended rows are dropped)")
 
-    # ---- processor (pixel bounds that really apply) ---------------------------------------------------------------
+    # ---- processor (the checkpoint's pixel bounds unless --min_pixels / --max_pixels are given) --------------------
     processor = load_processor(
         model_args.model_name_or_path,
         min_pixels=script_args.min_pixels,
@@ -118,22 +131,12 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
     if training_args.remove_unused_columns:
         logger.warning("remove_unused_columns=True would hide solution/image from the rewards; forcing False")
         training_args.remove_unused_columns = False
-    logger.info(
-        "GRPO: loss_type=%s beta=%s num_generations=%s scale_rewards=%s epsilon=%s num_iterations=%s "
-        "temperature=%s max_completion_length=%s per_device_train_batch_size=%s rewards=%s weights=%s",
-        training_args.loss_type,
-        training_args.beta,
-        training_args.num_generations,
-        training_args.scale_rewards,
-        training_args.epsilon,
-        training_args.num_iterations,
-        training_args.temperature,
-        training_args.max_completion_length,
-        training_args.per_device_train_batch_size,
-        script_args.reward_funcs,
-        training_args.reward_weights,
-    )
-    callbacks = [JsonlLogCallback(os.path.join(training_args.output_dir, "train_log.jsonl"))]
+    min_pixels, max_pixels = pixel_bounds(processor)
+    logger.info("GRPO: %s", format_settings(script_args, training_args, model_args, min_pixels, max_pixels))
+    callbacks = [
+        JsonlLogCallback(os.path.join(training_args.output_dir, "train_log.jsonl")),
+        CorruptImageSummaryCallback(training_args.output_dir),
+    ]
     if judge is not None:
         callbacks.append(JudgeSummaryCallback(judge))
     trainer = ResumableGRPOTrainer(
@@ -178,28 +181,67 @@ class ResumableGRPOTrainer(GRPOTrainer):
 def load_splits(
     script_args: GRPOScriptArguments, training_args: GRPOConfig, processor: Any, judge_enabled: bool
 ) -> tuple[Any, Any]:
-    """Load, check and normalise the train split (and the test split when evaluating)."""
+    """Load, check and normalise the train split (and the test split when evaluating).
+
+    The row check runs once per run, on the main process, and is cached next to the output (tinyrs_grpo.scan);
+    the images of the returned splits are decoded on access with ``--on_corrupt_image`` (tinyrs_grpo.guard).
+    """
     raw = load_grpo_dataset(
         script_args.dataset_name, script_args.dataset_config, script_args.allow_external_image_paths
     )
-    prepare = dict(
+    splits = [script_args.dataset_train_split]
+    if training_args.eval_strategy != "no":
+        splits.append(script_args.dataset_test_split)
+    prepared = []
+    for split in splits:
+        dataset = select_split(raw, split)
+        report = check_once(partial(_checked, dataset, split, script_args, training_args, processor, judge_enabled))
+        with training_args.main_process_first(desc="preparing the GRPO dataset"):
+            dataset = normalize_split(dataset, report)
+            if training_args.use_vllm:  # vLLM reads the checkpoint's own pixel bounds: hand it pre-bounded images
+                dataset = resize_dataset_images(dataset, processor.image_processor)
+        prepared.append(
+            guard_images(dataset, split, script_args.on_corrupt_image, report.kept, training_args.output_dir)
+        )
+    return prepared[0], (prepared[1] if len(prepared) > 1 else None)
+
+
+def _checked(
+    dataset: Any,
+    split: str,
+    script_args: GRPOScriptArguments,
+    training_args: GRPOConfig,
+    processor: Any,
+    judge_enabled: bool,
+) -> Any:
+    """The main process's row check of one split: cached scan, then the verdict (bad rows stop or are skipped)."""
+    min_pixels, max_pixels = pixel_bounds(processor)
+    settings = dict(
+        split=split,
         judge_enabled=judge_enabled,
-        skip_bad_rows=script_args.skip_bad_rows,
-        processor=processor,
         max_prompt_length=script_args.max_prompt_length,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        verify_images=script_args.verify_images,
+        allow_external_image_paths=script_args.allow_external_image_paths,
+        processor=getattr(processor, "name_or_path", None) or str(processor.tokenizer.name_or_path),
+        chat_template=hashlib.sha256(str(getattr(processor, "chat_template", "")).encode()).hexdigest(),
     )
-    with training_args.main_process_first(desc="preparing the GRPO dataset"):
-        split = script_args.dataset_train_split
-        train_dataset, _ = prepare_split(select_split(raw, split), split, **prepare)
-        eval_dataset = None
-        if training_args.eval_strategy != "no":
-            split = script_args.dataset_test_split
-            eval_dataset, _ = prepare_split(select_split(raw, split), split, **prepare)
-        if training_args.use_vllm:  # vLLM reads the checkpoint's own pixel bounds: hand it pre-bounded images
-            train_dataset = resize_dataset_images(train_dataset, processor.image_processor)
-            if eval_dataset is not None:
-                eval_dataset = resize_dataset_images(eval_dataset, processor.image_processor)
-    return train_dataset, eval_dataset
+    use_processor = processor if script_args.max_prompt_length is not None else None
+
+    def scan() -> Any:
+        return scan_rows(
+            dataset,
+            split,
+            judge_enabled=judge_enabled,
+            processor=use_processor,
+            max_prompt_length=script_args.max_prompt_length,
+            verify_images=script_args.verify_images,
+        )
+
+    report = cached_scan(scan, script_args.dataset_name, split, settings, training_args.output_dir)
+    log_report(report, script_args.skip_bad_rows, script_args.max_prompt_length)
+    return report
 
 
 def init_deepspeed_comm(training_args: GRPOConfig) -> None:
@@ -233,54 +275,45 @@ def reject_key_in_config(path: str) -> None:
 
 
 def cli(argv: Sequence[str] | None = None) -> None:
-    """Parse ``--config recipe.yaml`` plus flags (flags win) and run ``main``."""
+    """Parse ``--config recipe.yaml`` plus flags (flags win) and run ``main`` (or the dry run).
+
+    Every expected failure ends as one line on stderr: exit 2 for arguments, 1 for data, paths and runtime.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
+    implied_cpu = False
+    if wants_dry_run(args) and "--use_cpu" not in args and not gpu_available():
+        args, implied_cpu = [*args, "--use_cpu", "true"], True  # a login node: let --bf16 true parse
     try:
         if "--config" in args:
             reject_key_in_config(args[args.index("--config") + 1])
         script_args, training_args, model_args = make_parser().parse_args_and_config(args=args)
     except (ValueError, OSError) as exc:
-        sys.stderr.write(f"tinyrs-grpo train: error: {exc}\n")
-        raise SystemExit(2) from None
-    if script_args.dry_run:
-        dry_run(script_args, training_args, model_args)
-        return
+        fail(exc, 2)
     try:
+        if script_args.dry_run:
+            dry_run(script_args, training_args, model_args, implied_cpu=implied_cpu)
+            return
         main(script_args, training_args, model_args)
-    except (DatasetError, OutputDirError) as exc:
-        sys.stderr.write(f"tinyrs-grpo train: error: {exc}\n")
-        raise SystemExit(1) from None
+    except UsageError as exc:
+        fail(exc, 2)
+    except (DatasetError, OutputDirError, PathError) as exc:
+        fail(exc, 1)
     except OSError as exc:
         message = write_error_message(exc)
         if message is None:
             raise
-        sys.stderr.write(f"tinyrs-grpo train: error: {message}\n")
-        raise SystemExit(1) from None
+        fail(message, 1)
 
 
-def dry_run(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args: ModelConfig) -> None:
-    """Check what can be checked without a model or data (launch scripts use it so a renamed flag fails early)."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    if model_args.model_name_or_path is None:
-        raise ValueError("--model_name_or_path is required")
-    if script_args.dataset_name is None:
-        raise ValueError("--dataset_name is required")
-    names = [n for n in script_args.reward_funcs if n != "judge" or script_args.resolved_judge() == "openai"]
-    get_reward_funcs(names or ["format"], judge=None)  # unknown reward names fail here, listing the valid ones
-    logger.info(
-        "dry run: model=%s dataset=%s rewards=%s loss_type=%s beta=%s num_generations=%s "
-        "per_device_train_batch_size=%s max_pixels=%s output_dir=%s deepspeed=%s: arguments are valid",
-        model_args.model_name_or_path,
-        script_args.dataset_name,
-        script_args.reward_funcs,
-        training_args.loss_type,
-        training_args.beta,
-        training_args.num_generations,
-        training_args.per_device_train_batch_size,
-        script_args.max_pixels,
-        training_args.output_dir,
-        training_args.deepspeed,
-    )
+def fail(error: Any, code: int) -> None:
+    sys.stderr.write(f"tinyrs-grpo train: error: {one_line(str(error))}\n")
+    raise SystemExit(code) from None
+
+
+def gpu_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 if __name__ == "__main__":

@@ -44,7 +44,6 @@ def common_args(model_dir: Path, data_dir: Path, output_dir: Path, reward_module
         "--loss_type", "grpo",
         "--beta", "0.001",
         "--logging_steps", "1",
-        "--max_pixels", str(112 * 112),
         "--reward_funcs", "accuracy", "format", f"{reward_module}.varying_reward",
         "--judge", "none",
         "--seed", "0",
@@ -71,13 +70,56 @@ def reward_module(tmp_path_factory: pytest.TempPathFactory):
     sys.path.remove(str(folder))
 
 
+SFT_BOUNDS = (6272, 112 * 112)  # what the "SFT stage" saved: neither the processor defaults nor any flag's default
+
+
+def sft_checkpoint(tiny_model_dir: Path, folder: Path) -> Path:
+    """The tiny model as an SFT stage leaves it: its processor saved with non-default pixel bounds."""
+    from transformers import AutoProcessor
+
+    shutil.copytree(tiny_model_dir, folder)
+    processor = AutoProcessor.from_pretrained(folder)
+    processor.image_processor.size = {"shortest_edge": SFT_BOUNDS[0], "longest_edge": SFT_BOUNDS[1]}
+    processor.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_model_dir: Path, demo_data_dir: Path, reward_module: str, tmp_path_factory) -> dict:
-    """Two GRPO steps on the demo dataset, per-device batch 2, 2 generations, a checkpoint after each step."""
+    """Two GRPO steps from an "SFT" checkpoint with non-default pixel bounds and no pixel flag, per-device batch 2,
+    2 generations, a checkpoint after each step."""
+    model_dir = sft_checkpoint(tiny_model_dir, tmp_path_factory.mktemp("sft") / "model")
     output_dir = tmp_path_factory.mktemp("grpo_run") / "out"
-    args = common_args(tiny_model_dir, demo_data_dir / "grpo", output_dir, reward_module)
+    args = common_args(model_dir, demo_data_dir / "grpo", output_dir, reward_module)
     trainer = train([*args, "--max_steps", "2", "--save_steps", "1", "--log_completions", "true"])
-    return {"output_dir": output_dir, "trainer": trainer, "args": args}
+    return {"output_dir": output_dir, "trainer": trainer, "args": args, "model_dir": model_dir}
+
+
+def saved_bounds(folder: Path) -> tuple[int, int]:
+    """The pixel bounds in a checkpoint's processor files (transformers 5 nests them in processor_config.json;
+    older checkpoints have preprocessor_config.json)."""
+    if (folder / "preprocessor_config.json").is_file():
+        size = json.loads((folder / "preprocessor_config.json").read_text())["size"]
+    else:
+        size = json.loads((folder / "processor_config.json").read_text())["image_processor"]["size"]
+    return size["shortest_edge"], size["longest_edge"]
+
+
+def test_sft_pixel_bounds_survive_grpo_and_reach_eval(trained: dict) -> None:
+    """SFT -> GRPO -> eval hand-off: the bounds the SFT checkpoint saved are the ones GRPO trains with, saves, and
+    the evaluation loader uses (no --min_pixels/--max_pixels anywhere)."""
+    from tinyrs_eval.backends import GenerationSettings
+    from tinyrs_eval.backends.hf import HFBackend
+    from tinyrs_eval.prompts import ChatTemplate
+
+    trainer = trained["trainer"]
+    size = trainer.processing_class.image_processor.size
+    assert (size["shortest_edge"], size["longest_edge"]) == SFT_BOUNDS  # in force during training
+    for folder in (trained["output_dir"], trained["output_dir"] / "checkpoint-2"):
+        assert saved_bounds(folder) == SFT_BOUNDS
+    backend = HFBackend(str(trained["output_dir"]), GenerationSettings(max_new_tokens=2), ChatTemplate())
+    size = backend.processor.image_processor.size
+    assert (size["shortest_edge"], size["longest_edge"]) == SFT_BOUNDS
 
 
 def test_two_steps_log_every_metric(trained: dict) -> None:
