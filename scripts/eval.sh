@@ -3,7 +3,9 @@
 # Data: huggingface-cli download aybora/scorers_datasets_eval --repo-type dataset --local-dir ../scorers_datasets_eval
 #   MODEL_PATH=aybora/Qwen2-VL-TinyRS-R1 bash scripts/eval.sh
 #   MODEL_TYPE=hf bash scripts/eval.sh            (transformers backend; CPU or GPU, no lmdeploy needed)
-#   DRY_RUN=1 bash scripts/eval.sh                (check the arguments and the data layout, load no model)
+#   DRY_RUN=1 bash scripts/eval.sh                (check arguments, model path, data and images; load no model)
+# A rerun resumes: finished predictions are kept (keyed on the settings and a fingerprint of the weights, so a model
+# retrained into the same folder is evaluated afresh). Pass --force_inference true to discard them.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA_ROOT=${DATA_ROOT:-../scorers_datasets_eval}
@@ -18,7 +20,6 @@ COMMON=(
     --model_type "$MODEL_TYPE"
     --model_path "$MODEL_PATH"
     --prompt_style tinyrs
-    --force_inference true
     --task "${TASK:-all}"
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,9 @@ class Sample:
     question: str
     answer: str
     size: tuple[int, int] | None  # (height, width) as given in the file, if given
-    types: tuple[str, ...] | None  # LHRS-Bench type ids
+    types: tuple[str, ...] | None  # LHRS-Bench type ids, as written (legacy scoring matches them exactly)
     sample_id: str | None
+    path_error: str | None = None  # why the image path is refused (outside --data_root); the image is not opened
 
 
 def resolve_image_path(record: dict[str, Any], json_path: Path) -> Path:
@@ -84,13 +86,33 @@ def resolve_image_path(record: dict[str, Any], json_path: Path) -> Path:
     return json_path.parent / image_path / image
 
 
+EXTERNAL_HINT = "pass --allow_external_image_paths true to allow absolute or '..' paths"
+
+
+def image_path_problem(path: Path, data_root: Path, allow_external: bool = False) -> str | None:
+    """Why ``path`` may not be read: it leads outside ``data_root`` (absolute, or '..' escapes) and that is not
+    allowed. The check is on the normalised path, like tinyrs_sft's --image_folder rule; symlinks are followed as
+    the data's owner laid them out."""
+    if allow_external:
+        return None
+    root = os.path.normpath(os.path.abspath(data_root))
+    candidate = os.path.normpath(os.path.abspath(path))
+    if os.path.commonpath([root, candidate]) == root:
+        return None
+    return f"image path {str(path)[:200]!r} is outside --data_root {str(data_root)!r} (refused; {EXTERNAL_HINT})"
+
+
 def _where(json_path: Path, index: int, record: Any) -> str:
     rid = record.get("id") if isinstance(record, dict) else None
     return f"{json_path} record {index}" + (f" (id {rid})" if rid is not None else "")
 
 
-def parse_record(record: Any, index: int, json_path: Path, task_type: str) -> Sample:
-    """Validate one record; raise BenchmarkError naming file, index (and id) and the problem."""
+def parse_record(record: Any, index: int, json_path: Path, task_type: str, allow_external: bool = False) -> Sample:
+    """Validate one record; raise BenchmarkError naming file, index (and id) and the problem.
+
+    An image path outside the data root (the benchmark file's folder) is not an error here: the sample carries the
+    reason in ``path_error`` and is scored as an error sample, its image never opened.
+    """
     where = _where(json_path, index, record)
     if not isinstance(record, dict):
         raise BenchmarkError(f"{where}: expected a JSON object, got {type(record).__name__}")
@@ -121,24 +143,51 @@ def parse_record(record: Any, index: int, json_path: Path, task_type: str) -> Sa
             raw = [raw]
         if not isinstance(raw, list) or not raw or any(str(t).strip() not in LHRS_TYPE_NAMES for t in raw):
             raise BenchmarkError(f"{where}: 'type' must be a list of LHRS-Bench type ids '1'..'11', got {raw!r}")
-        types = tuple(str(t).strip() for t in raw)
+        types = tuple(str(t) for t in raw)
     if task_type == "bbox":
         n = len(parse_numbers(values[1]))
         if n == 0 or n % 4:
             raise BenchmarkError(f"{where}: grounding answer {values[1]!r} is not a list of [x1, y1, x2, y2] boxes")
     rid = record.get("id")
+    image_path = resolve_image_path(record, json_path)
     return Sample(
         index=index,
-        image_path=resolve_image_path(record, json_path),
+        image_path=image_path,
         question=values[0],
         answer=values[1],
         size=size,
         types=types,
         sample_id=None if rid is None else str(rid),
+        path_error=image_path_problem(image_path, json_path.parent, allow_external),
     )
 
 
-def load_benchmark(data_root: str | Path, bench: Benchmark, limit: int | None = None) -> list[Sample]:
+def _warn_about(json_path: Path, samples: list[Sample]) -> None:
+    """One warning line per kind of suspicious record in a benchmark file."""
+    refused = [s for s in samples if s.path_error]
+    if refused:
+        logger.warning(
+            "%s: %d record(s) name an image outside the data root and are counted as errors (first: record %d: %s)",
+            json_path,
+            len(refused),
+            refused[0].index,
+            refused[0].path_error,
+        )
+    padded = [s for s in samples if s.types and any(t != t.strip() for t in s.types)]
+    if padded:
+        logger.warning(
+            "%s: %d record(s) have LHRS-Bench type ids with surrounding spaces (first: record %d, %r): strict "
+            "scoring reads them without the spaces; legacy, like the original, counts those records under no type",
+            json_path,
+            len(padded),
+            padded[0].index,
+            list(padded[0].types or ()),
+        )
+
+
+def load_benchmark(
+    data_root: str | Path, bench: Benchmark, limit: int | None = None, allow_external: bool = False
+) -> list[Sample]:
     """Read and validate a benchmark file (the first ``limit`` records if given)."""
     json_path = Path(data_root) / bench.file
     if not json_path.is_file():
@@ -152,31 +201,46 @@ def load_benchmark(data_root: str | Path, bench: Benchmark, limit: int | None = 
         raise BenchmarkError(f"{json_path}: expected a JSON list of records, got {type(data).__name__}")
     if limit is not None:
         data = data[:limit]
-    return [parse_record(rec, i, json_path, bench.task_type) for i, rec in enumerate(data)]
+    samples = [parse_record(rec, i, json_path, bench.task_type, allow_external) for i, rec in enumerate(data)]
+    _warn_about(json_path, samples)
+    return samples
 
 
-def preflight(data_root: str | Path, benches: list[Benchmark], limit: int | None = None) -> dict[str, list[Sample]]:
+def preflight(
+    data_root: str | Path,
+    benches: list[Benchmark],
+    limit: int | None = None,
+    allow_external: bool = False,
+    problems: list[str] | None = None,
+) -> dict[str, list[Sample]]:
     """Load every selected benchmark and check its image folders exist, before any model is loaded.
 
-    All problems are collected and raised together as one BenchmarkError.
+    All problems are collected and raised together as one BenchmarkError; when a ``problems`` list is given they
+    are appended to it instead and the benchmarks that passed are returned (the dry run reports everything).
     """
     data_root = Path(data_root)
+    collect = problems
+    problems = [] if collect is None else collect
     if not data_root.is_dir():
-        raise BenchmarkError(f"--data_root is not a directory: {data_root}")
+        problems.append(f"--data_root is not a directory: {data_root}")
+        if collect is None:
+            raise BenchmarkError(problems[-1])
+        return {}
     loaded: dict[str, list[Sample]] = {}
-    problems: list[str] = []
+    n_before = len(problems)
     for bench in benches:
         try:
-            samples = load_benchmark(data_root, bench, limit)
+            samples = load_benchmark(data_root, bench, limit, allow_external)
         except BenchmarkError as exc:
             problems.append(str(exc))
             continue
-        missing = sorted({str(s.image_path.parent) for s in samples if not s.image_path.parent.is_dir()})
+        folders = {s.image_path.parent for s in samples if not s.path_error}  # refused paths are never touched
+        missing = sorted(str(f) for f in folders if not f.is_dir())
         if missing:
             shown = ", ".join(missing[:3]) + (f" (+{len(missing) - 3} more)" if len(missing) > 3 else "")
             problems.append(f"image folder not found for task {bench.key}: {shown}")
             continue
         loaded[bench.key] = samples
-    if problems:
+    if collect is None and len(problems) > n_before:
         raise BenchmarkError("; ".join(problems))
     return loaded

@@ -12,6 +12,7 @@ from typing import Any
 
 from tinyrs_eval.constants import PROMPT_STYLES
 from tinyrs_eval.errors import ConfigError
+from tinyrs_eval.model_source import model_fingerprint
 from tinyrs_eval.prompts import ChatTemplate
 
 
@@ -50,6 +51,7 @@ class RunConfig:
     prompt_style: str = "tinyrs"
     reasoning_config: str | None = None
     force_inference: bool = False
+    allow_external_image_paths: bool = False
     batch_size: int = 8
     max_new_tokens: int = 1024
     temperature: float = 1.0
@@ -93,6 +95,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--limit", type=_positive_int, default=None, help="evaluate only the first N records per task")
     g.add_argument("--force_inference", default=False, help="discard cached predictions of this run name", **b)
     g.add_argument("--run_name", default=None, help="cache key (default: model path + hash of the settings)")
+    g.add_argument(
+        "--allow_external_image_paths",
+        default=False,
+        help="read images whose path leads outside --data_root (absolute or '..' paths); refused by default",
+        **b,
+    )
     g = parser.add_argument_group("model and prompts")
     g.add_argument("--model_type", default="hf", choices=BACKEND_CHOICES, help="inference backend")
     g.add_argument("--model_path", required=True, help="local checkpoint folder or hub id")
@@ -138,9 +146,9 @@ def parse_run_args(argv: list[str] | None = None) -> RunConfig:
     return config_from_namespace(build_run_parser().parse_args(argv))
 
 
-def _model_identity(model_path: str) -> str:
-    path = Path(model_path).expanduser()
-    return str(path.resolve()) if path.exists() else model_path
+def _model_identity(model_path: str) -> dict[str, Any]:
+    """The resolved folder and a fingerprint of its weights, or the hub id and its commit (model_source.py)."""
+    return model_fingerprint(model_path)
 
 
 def _model_label(model_path: str) -> str:
@@ -151,8 +159,9 @@ def _model_label(model_path: str) -> str:
 
 
 def settings_fingerprint(cfg: RunConfig, template: ChatTemplate) -> dict[str, Any]:
-    """Everything that changes the predictions: model, backend, dtype, prompt style, template, generation."""
-    return {
+    """Everything that changes the predictions: model (with a fingerprint of its weights), backend, dtype, prompt
+    style, template, generation, and whether images outside --data_root are read (refused ones are error samples)."""
+    fingerprint: dict[str, Any] = {
         "model": _model_identity(cfg.model_path),
         "model_type": cfg.model_type,
         "dtype": cfg.dtype,
@@ -160,13 +169,19 @@ def settings_fingerprint(cfg: RunConfig, template: ChatTemplate) -> dict[str, An
         "template": template.to_dict(),
         "generation": cfg.generation_settings(),
     }
+    if cfg.allow_external_image_paths:
+        fingerprint["external_image_paths"] = True
+    return fingerprint
 
 
-def make_run_name(cfg: RunConfig, template: ChatTemplate) -> str:
-    """``<last two parts of the model path>-<8 hex digits>``; the hash covers settings_fingerprint()."""
+def make_run_name(cfg: RunConfig, template: ChatTemplate, settings: dict[str, Any] | None = None) -> str:
+    """``<last two parts of the model path>-<8 hex digits>``; the hash covers settings_fingerprint(), so new weights in
+    the same folder get a new run name (and are inferred again) while a rerun of the same weights resumes."""
     if cfg.run_name:
         if not re.fullmatch(r"[A-Za-z0-9._-]+", cfg.run_name):
             raise ConfigError(f"--run_name may only contain letters, digits, '.', '_' and '-': {cfg.run_name!r}")
         return cfg.run_name
-    blob = json.dumps(settings_fingerprint(cfg, template), sort_keys=True, ensure_ascii=False)
+    if settings is None:
+        settings = settings_fingerprint(cfg, template)
+    blob = json.dumps(settings, sort_keys=True, ensure_ascii=False)
     return f"{_model_label(cfg.model_path)}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"

@@ -184,17 +184,25 @@ def _check(task_type: str, mode: str) -> None:
 
 
 def _pred(record: dict[str, Any]) -> str:
+    """Strict: the prediction text; a null prediction is empty (malformed, wrong)."""
     pred = record.get("pred")
     return "" if pred is None else str(pred)
+
+
+def _legacy_pred(record: dict[str, Any]) -> str:
+    """Legacy: the original applied str() to whatever it read, so a JSON null prediction is the text "None"."""
+    return str(record.get("pred"))
 
 
 def text_correct(task_type: str, record: dict[str, Any], mode: str = "strict") -> bool:
     """Whether a cls / vqa / lhrsbench record is correct. A record with an ``error`` is always wrong."""
     if record.get("error"):
         return False
-    pred, answer = _pred(record), str(record["answer"])
+    answer = str(record["answer"])
     if mode == "legacy":
+        pred = _legacy_pred(record)
         return legacy_lhrs_correct(pred, answer) if task_type == "lhrsbench" else legacy_text_correct(pred, answer)
+    pred = _pred(record)
     if is_malformed(pred):
         return False
     return normalize_answer(extract_answer(pred)) == normalize_answer(answer)
@@ -244,7 +252,7 @@ def _legacy_bbox_matches(
     if record.get("error"):
         pred_boxes = None  # the original had no such case; an unreadable image counts as a miss
     else:
-        pred_boxes = legacy_pred_boxes(legacy_extract(_pred(record).strip()), prompt_style, reasoning)
+        pred_boxes = legacy_pred_boxes(legacy_extract(_legacy_pred(record).strip()), prompt_style, reasoning)
     out: list[tuple[str, float | None]] = []
     # The original's level index is set to 0 once per record, not per box (defect E3, reproduced on purpose).
     level = 0
@@ -300,12 +308,17 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
 
 
-def _lhrs_types(record: dict[str, Any]) -> list[str]:
+def _lhrs_types(record: dict[str, Any], mode: str = "strict") -> list[str]:
+    """The type ids a record counts under. Strict: ids with surrounding spaces stripped (the loader warns about
+    them), an unknown id is an error. Legacy: the original's membership test, so only exact ids count (" 1" puts
+    the record under no type; it still counts in the overall accuracy)."""
     types = record.get("type")
     if types is None:
         raise ValueError("lhrsbench record has no 'type'")
     if isinstance(types, (str, int)):
         types = [types]
+    if mode == "legacy":
+        return [str(t) for t in types if str(t) in LHRS_TYPE_NAMES]
     out = []
     for t in types:
         t = str(t).strip()
@@ -357,7 +370,7 @@ def score_records(
         try:
             correct = text_correct(task_type, record, mode)
             if task_type == "lhrsbench":
-                for t in _lhrs_types(record):
+                for t in _lhrs_types(record, mode):
                     by_type.setdefault(t, []).append(correct)
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"record {i}: {exc}") from exc

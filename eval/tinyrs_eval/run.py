@@ -23,52 +23,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
 from tinyrs_eval import metrics, storage
 from tinyrs_eval.backends import Backend, GenerationSettings, Request, check_available, create_backend
 from tinyrs_eval.benchmarks import BENCHMARKS, Benchmark, Sample, parse_tasks, preflight
-from tinyrs_eval.config import RunConfig, make_run_name, parse_run_args
+from tinyrs_eval.config import RunConfig, make_run_name, parse_run_args, settings_fingerprint
 from tinyrs_eval.distributed import Dist, init_dist, shard
 from tinyrs_eval.errors import ConfigError, EvalError
+from tinyrs_eval.images import load_image as load_image  # re-exported: chat and infer import it from here
 from tinyrs_eval.prompts import ChatTemplate, build_query, load_template
 from tinyrs_eval.results import markdown_table, package_versions, write_json_atomic, write_outputs
 
 
 logger = logging.getLogger("tinyrs_eval")
 
-# Remote-sensing scenes can be very large: the original lifted PIL's decompression-bomb limit entirely (None). Here
-# it is raised to MAX_IMAGE_PIXELS instead, and a file that claims more (a decompression bomb: a few bytes announcing
-# gigapixels) is refused before decoding, so it becomes one error sample rather than an out-of-memory kill.
-MAX_IMAGE_PIXELS = 2**30  # ~1.07 gigapixels (3.2 GB as RGB); DIOR/RSVQA-HR scenes are far below
-Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-MAX_ASPECT_RATIO = 200  # the Qwen2-VL image processor raises for a larger long/short side ratio
-
-
-def load_image(path: Path) -> tuple[Image.Image | None, str | None]:
-    """The RGB image, or None and the reason. Never a substitute image (the original used a black one, E10)."""
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-            if width * height > MAX_IMAGE_PIXELS:
-                return None, f"image too large: {path}: {width}x{height} pixels > {MAX_IMAGE_PIXELS} (refused)"
-            if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
-                return (
-                    None,
-                    f"image aspect ratio above {MAX_ASPECT_RATIO}: {path}: {width}x{height}",
-                )
-            return im.convert("RGB"), None
-    except FileNotFoundError:
-        return None, f"image not found: {path}"
-    except Image.DecompressionBombError as exc:
-        return None, f"image too large: {path}: {exc}"
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        return None, f"image unreadable: {path}: {type(exc).__name__}: {exc}"
-
 
 def load_images(batch: list[Sample]) -> list[tuple[Image.Image | None, str | None]]:
-    return [load_image(s.image_path) for s in batch]
+    """The batch's images; a sample whose path was refused (outside --data_root) is not opened."""
+    return [(None, s.path_error) if s.path_error else load_image(s.image_path) for s in batch]
 
 
 @dataclass
@@ -254,6 +228,15 @@ class Evaluator:
         return result
 
     def score(self, bench: Benchmark, records: list[dict[str, Any]]) -> dict[str, Any]:
+        nulls = [r["index"] for r in records if not r.get("error") and not isinstance(r.get("pred"), str)]
+        if nulls:
+            logger.warning(
+                "%s: %d cached record(s) have no text prediction (pred is null or missing; first: record %d): strict "
+                "counts them malformed (wrong); legacy scores the text 'None', as the original did",
+                bench.file,
+                len(nulls),
+                nulls[0],
+            )
         kw = {"prompt_style": self.cfg.prompt_style, "reasoning": self.reasoning}
         return {
             "file": bench.file,
@@ -326,7 +309,10 @@ def check_writable(folder: Path) -> None:
 
 
 def evaluate(cfg: RunConfig) -> dict[str, Any] | None:
-    """Run an evaluation; returns the results dict on rank 0 (None on other ranks)."""
+    """Run an evaluation; returns the results dict on rank 0 (None on other ranks). ``--dry_run`` is handled by
+    main() (tinyrs_eval.dryrun), before this is called."""
+    if cfg.dry_run:
+        raise ConfigError("evaluate() does not dry-run: use tinyrs_eval.dryrun.dry_run (tinyrs-eval run --dry_run)")
     t_start = time.perf_counter()
     check_available(cfg.model_type)
     if cfg.cpu_threads:
@@ -337,19 +323,12 @@ def evaluate(cfg: RunConfig) -> dict[str, Any] | None:
     _setup_logging(cfg.log_level, dist, None)
     benches = parse_tasks(cfg.task)
     template = load_template(cfg.reasoning_config)
-    samples = preflight(cfg.data_root, benches, cfg.limit)  # before any model is loaded
-    run_name = make_run_name(cfg, template)
-    if cfg.dry_run:
-        total = sum(len(v) for v in samples.values())
-        logger.info(
-            "dry run: %d benchmark(s), %d samples, run name %s; all files and image folders present",
-            len(samples),
-            total,
-            run_name,
-        )
-        return None
+    samples = preflight(cfg.data_root, benches, cfg.limit, cfg.allow_external_image_paths)  # before any model loads
+    settings = settings_fingerprint(cfg, template)
+    run_name = make_run_name(cfg, template, settings)
     output_dir = Path(cfg.output_dir)
     run_dir = output_dir / run_name
+    storage.check_settings(run_dir, settings, cfg.force_inference)  # other weights under the same --run_name
     if dist.is_main:
         check_writable(run_dir)  # before the model is loaded: a read-only or full disk fails now, in one line
         _setup_logging(cfg.log_level, dist, run_dir / "eval.log")
@@ -361,6 +340,7 @@ def evaluate(cfg: RunConfig) -> dict[str, Any] | None:
             cfg.reasoning_config or "default",
         )
         write_json_atomic(run_dir / "chat_template.json", template.to_dict())
+        write_json_atomic(run_dir / storage.SETTINGS_FILE, settings)
         if cfg.force_inference:
             for bench in benches:
                 storage.remove_predictions(run_dir, bench.stem)
@@ -396,6 +376,10 @@ def evaluate(cfg: RunConfig) -> dict[str, Any] | None:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_run_args(argv)
+    if cfg.dry_run:
+        from tinyrs_eval.dryrun import dry_run_main
+
+        return dry_run_main(cfg)
     try:
         results = evaluate(cfg)
     except EvalError as exc:

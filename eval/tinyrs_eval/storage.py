@@ -133,3 +133,34 @@ def remove_predictions(run_dir: Path, stem: str) -> None:
     for path in [merged_path(run_dir, stem), *part_files(run_dir, stem)]:
         if path.exists():
             path.unlink()
+
+
+SETTINGS_FILE = "settings.json"
+
+
+def check_settings(run_dir: Path, settings: dict[str, Any], force_inference: bool) -> None:
+    """Refuse to reuse predictions made with other settings or other weights under the same run name.
+
+    A derived run name hashes the settings, so this only fires for an explicit ``--run_name`` (or a folder written
+    by hand): e.g. a model retrained into the same folder. Folders written before settings.json existed are not
+    checked.
+
+    Raises:
+        ConfigError: naming the run folder, what differs and the two ways out.
+    """
+    path = run_dir / SETTINGS_FILE
+    if force_inference or not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc}); delete it or use --force_inference true") from exc
+    new = json.loads(json.dumps(settings))  # tuples -> lists, as stored
+    if old == new:
+        return
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)) if isinstance(old, dict) else ["all"]
+    what = ", ".join("model weights" if k == "model" else k for k in keys)
+    raise ConfigError(
+        f"{run_dir}: its predictions were made with a different {what} (retrained into the same folder?); "
+        "rerun with --force_inference true to discard them, or choose another --run_name"
+    )

@@ -261,11 +261,19 @@ def test_cli_dispatch(capsys):
         cli.main(["serve"])
 
 
-def test_dry_run_loads_no_model(eval_data_root, tmp_path):
+def test_dry_run_loads_no_model(tiny_model_dir, eval_data_root, tmp_path, capsys):
     from tinyrs_eval import run
 
     out = tmp_path / "out"
-    args = ["--model_path", str(tmp_path / "no-model"), "--data_root", str(eval_data_root), "--output_dir", str(out),
-            "--dry_run", "true", "--log_level", "WARNING"]  # fmt: skip
-    assert run.main(args) == 0
+    args = ["--data_root", str(eval_data_root), "--output_dir", str(out), "--dry_run", "true", "--log_level",
+            "WARNING"]  # fmt: skip
+    assert run.main(["--model_path", str(tiny_model_dir), *args]) == 0
+    report = capsys.readouterr().out
+    assert f"model_path: {tiny_model_dir}" in report and "run_name (cache key): " in report  # effective settings
+    assert "images of rs_vg: 10 present" in report and "all present" in report
+    assert not out.exists()
+    # a model folder that does not exist is a problem, not "all present" (the old dry run checked nothing)
+    assert run.main(["--model_path", str(tmp_path / "no-model"), *args]) == 2
+    captured = capsys.readouterr()
+    assert "neither an existing folder nor a hub id" in captured.err and "PROBLEM" in captured.out
     assert not out.exists()

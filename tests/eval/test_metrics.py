@@ -107,6 +107,32 @@ def test_lhrs_unknown_type_names_the_record():
         )
 
 
+def test_lhrs_type_id_with_spaces_strict_reads_it_legacy_like_the_original():
+    """The original bucketed a record under id t iff t was in its type list: " 1" is under no type (overall only)."""
+    records = [{"pred": "A", "answer": "A", "type": [" 1"]}, {"pred": "B", "answer": "A", "type": ["1"]}]
+    strict = score_records("lhrsbench", records, "strict")
+    legacy = score_records("lhrsbench", records, "legacy")
+    assert strict == {"accuracy": 0.5, "n": 2, "accuracy_identity": 0.5}
+    assert legacy == {"accuracy": 0.5, "n": 2, "accuracy_identity": 0.0}  # only the exact "1" record
+
+
+@pytest.mark.parametrize(
+    ("answer", "legacy"),
+    [
+        ("forest", False),  # the original scored str(None) = "None": a miss (an empty string would be a hit)
+        ("None of them", True),  # ... which is a substring of this answer, as in the original
+    ],
+)
+def test_null_prediction(answer, legacy):
+    rec = {"pred": None, "answer": answer}
+    assert metrics.text_correct("cls", rec, "legacy") is legacy
+    assert metrics.text_correct("lhrsbench", dict(rec, type=["1"]), "legacy") is legacy
+    assert metrics.text_correct("cls", rec, "strict") is False  # strict: malformed
+    assert metrics.count_malformed([rec]) == 1
+    missing = {"answer": answer}  # no 'pred' at all reads the same
+    assert metrics.text_correct("cls", missing, "legacy") is legacy
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Answer extraction, normalisation, malformed
 # --------------------------------------------------------------------------------------------------------------

@@ -60,8 +60,11 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def check_available(name: str) -> None:
-    """Raise BackendUnavailable (one line, naming ``--model_type hf``) when ``name`` cannot run on this machine."""
+def check_available(name: str, require_cuda: bool = True) -> None:
+    """Raise BackendUnavailable (one line, naming ``--model_type hf``) when ``name`` cannot run on this machine.
+
+    ``require_cuda=False`` (the dry run, which may run on a machine without a GPU) checks only the package.
+    """
     if name not in _BACKENDS:
         raise BackendUnavailable(f"unknown --model_type {name!r}; choose from {', '.join(_BACKENDS)}")
     if name == "hf":
@@ -73,7 +76,7 @@ def check_available(name: str) -> None:
             f"--model_type {name} needs the '{package}' package, which is not installed ({hint}); "
             "use --model_type hf to run with transformers instead"
         )
-    if not _cuda_available():
+    if require_cuda and not _cuda_available():
         raise BackendUnavailable(
             f"--model_type {name} needs a CUDA GPU and none is visible; use --model_type hf to run on CPU"
         )
