@@ -91,9 +91,10 @@ def test_report_html(hf_run, tmp_path):
     html_path = tmp_path / "report.html"
     assert report.main([str(out), str(out / results["run_name"]), "--output", str(html_path), "--examples", "2"]) == 0
     html = html_path.read_text()
-    assert html.count("data:image/png;base64,") >= 2 + 2 * 2  # two score charts + 2 examples per run
+    assert html.count("data:image/png;base64,") >= 2  # the two score charts
+    assert html.count("data:image/jpeg;base64,") >= 2  # failure thumbnails
     assert all(k in html for k in ALL_KEYS)
-    assert "Grounding examples" in html and "src='http" not in html
+    assert ">Failures</h2>" in html and "src='http" not in html
     assert report.main([str(tmp_path / "nothing")]) == 2
 
 

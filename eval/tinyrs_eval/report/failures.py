@@ -95,7 +95,8 @@ def _card(rec: dict[str, Any], task_type: str, thumbs: Thumbnails) -> str:
     score = (rec.get("score") or {}).get("strict")
     score_txt = "" if score is None or task_type != "bbox" else f" · boxes hit {score:.2f}"
     extracted = rec.get("extracted_answer", metrics.extract_answer(pred))
-    search = html.escape(f"{clean_question(rec.get('question'))} {rec.get('answer', '')} {pred}".lower(), quote=True)
+    search = f"{clean_question(rec.get('question'))} {rec.get('answer', '')} {pred}".lower().replace("\ufffd", "?")
+    search = html.escape(search, quote=True)
     return (
         f'<div class=card data-malformed={int(malformed)} data-outside={int(outside)} data-text="{search}">{img}'
         f"<div class=meta>#{rec.get('index')}{score_txt} {''.join(flags)}</div>"
