@@ -18,6 +18,9 @@ RECORD_KEYS = {"index", "image", "size", "question", "query", "answer", "pred", 
                "malformed", "score"}  # fmt: skip
 
 
+FAKE_SECRETS = {"OPENAI_API_KEY": "sk-fake-tinyrs-7c1d9e", "HF_TOKEN": "hf_fakeTinyrsToken42"}
+
+
 def _args(model, data_root, out, *extra):
     return ["--model_type", "hf", "--model_path", str(model), "--data_root", str(data_root), "--output_dir",
             str(out), "--max_new_tokens", "8", "--log_level", "WARNING", *extra]  # fmt: skip
@@ -42,7 +45,10 @@ def hf_run(tiny_model_dir, demo_data_dir, tmp_path_factory):
     try:
         args = _args(tiny_model_dir, Path(demo_data_dir) / "eval", out, "--task", "all", "--limit", "3",
                      "--batch_size", "2")  # fmt: skip
-        assert run.main(args) == 0
+        with pytest.MonkeyPatch.context() as mp:  # recognisable fake secrets in the environment of the run
+            for name, value in FAKE_SECRETS.items():
+                mp.setenv(name, value)
+            assert run.main(args) == 0
     finally:
         torch.set_num_threads(before)
     return out, args
@@ -79,10 +85,17 @@ def test_all_benchmarks_end_to_end(hf_run, capsys):
     assert rs_vg[0]["query"].startswith("{VG} ") and "<image>" not in rs_vg[0]["query"]
 
 
-def test_no_secrets_in_results(hf_run, monkeypatch):
+def test_no_secrets_in_results(hf_run):
+    """The run had OPENAI_API_KEY and HF_TOKEN set: no output file holds them (nor the environment at large)."""
     out, _ = hf_run
-    text = (out / "results.json").read_text()
-    assert "HF_HUB_OFFLINE" not in text and "PATH" not in text
+    files = [p for p in out.rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"results.json", "summary.md", "eval.log", "chat_template.json", "settings.json", "cls_AID.jsonl"} <= names
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for name, secret in FAKE_SECRETS.items():
+            assert secret not in text, f"{name} leaked into {path}"
+        assert "HF_HUB_OFFLINE" not in text, path
 
 
 def test_report_html(hf_run, tmp_path):
