@@ -201,7 +201,9 @@ def build_app(slot: ModelSlot, examples: list[list[str]] | None = None, reasonin
                 with gr.Row():
                     reasoning_out = gr.Textbox(label="Reasoning", lines=3, elem_id="reasoning-out")
                     answer_out = gr.Textbox(label="Answer", lines=3, elem_id="answer-out")
-                boxes_img = gr.Image(label="Predicted boxes", type="pil", interactive=False, elem_id="boxes")
+                boxes_img = gr.Image(
+                    label="Predicted boxes", type="pil", format="png", interactive=False, elem_id="boxes"
+                )
                 with gr.Accordion("Raw output", open=False):
                     raw_out = gr.Textbox(label="Raw model output", lines=4, elem_id="raw")
         if examples:
