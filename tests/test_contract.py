@@ -129,3 +129,56 @@ def test_box_iou_agrees(a, b, expected):
 
     assert grpo_iou(a, b) == pytest.approx(expected)
     assert eval_iou(a, b) == pytest.approx(expected)
+
+
+def _demo_counts(scale: str) -> dict[str, int]:
+    """The record counts the demo generator writes at ``scale``, from its SCALES table."""
+    import make_demo_data
+
+    counts = make_demo_data.SCALES[scale]
+    return {
+        "SFT": sum(counts[key] for key in make_demo_data.SFT_BUILDERS),
+        "CoT-SFT": counts["cot_per_task"] * len(make_demo_data.COT_BUILDERS),
+        "pretraining": counts["pretrain"],
+        "GRPO": (counts["grpo_train"], counts["grpo_test"]),
+        "per benchmark": counts["eval_per_benchmark"],
+    }
+
+
+def _stated_counts(scale: str) -> dict[str, int]:
+    """The counts docs/data-format.md section 5 states for ``scale``."""
+    text = " ".join((REPO / "docs" / "data-format.md").read_text(encoding="utf-8").split())
+    match = re.search(rf"`{scale}` \([a-z]+\) has (.*?) records per benchmark", text)
+    assert match, f"docs/data-format.md no longer states the {scale} demo counts in the expected sentence"
+    part = match.group(1)
+
+    def number(pattern: str) -> int:
+        found = re.search(pattern, part)
+        assert found, (pattern, part)
+        return int(found.group(1).replace(",", ""))
+
+    grpo = re.search(r"GRPO ([\d,]+)/([\d,]+) rows", part)
+    assert grpo, part
+    return {
+        "SFT": number(r"([\d,]+) SFT"),
+        "CoT-SFT": number(r"([\d,]+) CoT-SFT"),
+        "pretraining": number(r"([\d,]+) pretraining"),
+        "GRPO": (int(grpo.group(1).replace(",", "")), int(grpo.group(2).replace(",", ""))),
+        "per benchmark": number(r"and ([\d,]+)$"),
+    }
+
+
+@pytest.mark.parametrize("scale", ["small", "full"])
+def test_docs_state_the_demo_counts_the_generator_writes(scale):
+    assert _stated_counts(scale) == _demo_counts(scale)
+
+
+def test_demo_count_formula_matches_the_written_small_data(demo_data_dir):
+    """The formula above is what the generator really writes (checked on the small data the suite builds anyway)."""
+    import json
+
+    expected = _demo_counts("small")
+    written = {name: len(json.loads((demo_data_dir / f"{file}.json").read_text())) for name, file in
+               (("SFT", "sft"), ("CoT-SFT", "cot_sft"), ("pretraining", "pretrain"))}  # fmt: skip
+    assert written == {k: expected[k] for k in written}
+    assert len(json.loads((demo_data_dir / "eval" / "cls_AID.json").read_text())) == expected["per benchmark"]
