@@ -21,7 +21,7 @@ export DS_ACCELERATOR ?= $(shell $(PYTHON) -c "import shutil,sys; sys.stdout.wri
 PYTEST_ARGS ?=
 FRESH ?= 0
 
-.PHONY: setup test test-slow test-gpu lint style demo clean-venv
+.PHONY: setup test test-slow test-gpu test-browser lint style demo chat clean-venv
 
 setup: $(STAMP)
 
@@ -43,6 +43,14 @@ test-slow: setup
 test-gpu: setup
 	$(PY) -m pytest -m gpu $(PYTEST_ARGS)
 
+# Headless Chromium tests (the chat page and the report): Debian's chromium and its driver, installed if missing.
+test-browser: setup
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		echo "installing Debian's chromium and chromium-driver"; \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+	$(PY) -m pytest -m browser $(PYTEST_ARGS)
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -53,6 +61,12 @@ style: setup
 
 demo: setup
 	$(PY) scripts/run_demo.py --output_dir demo_out $(if $(filter 1,$(FRESH)),--fresh,)
+
+# The chat page on the demo's latest checkpoint (after `make demo`): http://127.0.0.1:7860 (CHAT_ARGS for more flags).
+CHAT_ARGS ?=
+chat: setup
+	@test -d demo_out || { echo "no demo_out/ here: run 'make demo' first" >&2; exit 2; }
+	$(VENV)/bin/tinyrs-eval chat --demo_dir demo_out $(CHAT_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -233,9 +233,28 @@ def launch(app: Any, server_name: str = "127.0.0.1", server_port: int = 7860, **
     )
 
 
+# make chat: the newest stage the demo has trained, and whether that stage answers in reasoning mode
+DEMO_STAGES = (("grpo", True), ("cot_sft", True), ("sft", False), ("pretrain", False), ("base", False))
+
+
+def demo_checkpoint(demo_dir: str | Path) -> tuple[Path, bool]:
+    """The latest stage checkpoint of a ``make demo`` output folder and whether to start in reasoning mode."""
+    for stage, reasoning in DEMO_STAGES:
+        folder = Path(demo_dir) / stage
+        if (folder / "config.json").is_file():
+            return folder, reasoning
+    raise EvalError(f"no stage checkpoint (grpo, cot_sft, sft, pretrain, base) in {demo_dir}: run `make demo` first")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tinyrs-eval chat", description=__doc__.splitlines()[0])
-    p.add_argument("--model_name_or_path", "--model_path", required=True, help="checkpoint folder or hub id")
+    p.add_argument("--model_name_or_path", "--model_path", default=None, help="checkpoint folder or hub id")
+    p.add_argument(
+        "--demo_dir",
+        default=None,
+        help="a `make demo` output folder: its latest stage checkpoint (grpo > cot_sft > sft > pretrain > base, "
+        "reasoning mode on for cot_sft/grpo) and example images from <demo_dir>/data/eval",
+    )
     p.add_argument("--reasoning", action="store_true", help="start with reasoning mode on (a toggle in the page)")
     p.add_argument("--reasoning_config", default=None, help="chat template JSON for reasoning mode (default built in)")
     p.add_argument("--prompt_style", default="tinyrs", choices=("tinyrs", "qwen2vl"))
@@ -251,8 +270,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.demo_dir:
+        try:
+            model, reasoning = demo_checkpoint(args.demo_dir)
+        except EvalError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return 2
+        args.model_name_or_path = args.model_name_or_path or str(model)
+        args.reasoning = args.reasoning or reasoning
+        examples = Path(args.demo_dir) / "data" / "eval"
+        args.examples = args.examples or (str(examples) if examples.is_dir() else None)
+        logger.info("demo: %s, reasoning mode %s", args.model_name_or_path, "on" if args.reasoning else "off")
+    if not args.model_name_or_path:
+        parser.error("give --model_name_or_path or --demo_dir")
     if args.examples and not Path(args.examples).is_dir():
         sys.stderr.write(f"error: --examples is not a folder: {args.examples}\n")
         return 2

@@ -172,3 +172,15 @@ def test_defaults_and_examples(tmp_path):
     (tmp_path / "VG_DOIR_RSVG_test.json").write_text(json.dumps([record]))
     assert chat.example_rows(tmp_path) == [[str(images / "a.png"), "vg", "the tank"]]
     assert chat.example_rows(None) == []
+
+
+def test_demo_dir_picks_the_latest_stage(tmp_path):
+    with pytest.raises(chat.EvalError, match="run `make demo` first"):
+        chat.demo_checkpoint(tmp_path)
+    for stage in ("base", "sft", "cot_sft"):
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / "config.json").write_text("{}")
+    (tmp_path / "grpo").mkdir()  # a GRPO stage that never finished: no checkpoint
+    assert chat.demo_checkpoint(tmp_path) == (tmp_path / "cot_sft", True)
+    (tmp_path / "cot_sft" / "config.json").unlink()
+    assert chat.demo_checkpoint(tmp_path) == (tmp_path / "sft", False)
