@@ -124,7 +124,7 @@ class Evaluator:
             if s.sample_id is not None:
                 rec["id"] = s.sample_id
             rec.update(
-                image=str(s.image_path),
+                image="" if s.path_error else str(s.image_path),  # a refused path is not handed on (report)
                 size=list(size) if size else None,
                 question=s.question,
                 query=query,

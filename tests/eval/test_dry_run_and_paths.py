@@ -90,8 +90,17 @@ def test_real_run_counts_refused_records_and_never_opens_them(
     assert results["benchmarks"]["cls_aid"]["errors"] == 2
     records = [json.loads(line) for line in (out / results["benchmarks"]["cls_aid"]["predictions"]).open()]
     assert all("outside --data_root" in r["error"] for r in records[:2]) and records[2]["error"] is None
+    assert [r["image"] for r in records[:2]] == ["", ""]  # nothing downstream (the HTML report) opens the path
     assert len(seen) == 2 and all(p.parent != outside_png.parent and "etc" not in p.parts for p in opened)
     assert any("2 record(s) name an image outside the data root" in r.getMessage() for r in caplog.records)
+    # the HTML report (which shows wrong and error samples with their images) opens nothing outside either
+    from tinyrs_eval import report
+
+    real_open, report_opened = Image.open, []
+    monkeypatch.setattr(Image, "open", lambda fp, *a, **k: report_opened.append(str(fp)) or real_open(fp, *a, **k))
+    assert report.main([str(out / results["run_name"]), "--output", str(tmp_path / "report.html")]) == 0
+    monkeypatch.setattr(Image, "open", real_open)
+    assert report_opened and not any("elsewhere" in p or "hostname" in p for p in report_opened)
     # allowed: the outside image is read (and the run has its own cache key, so the refusals are not reused)
     assert run.main([*args, "--allow_external_image_paths", "true"]) == 0
     allowed = json.loads((out / "results.json").read_text())
