@@ -81,7 +81,10 @@ def example_rows(data_root: str | Path | None, limit: int = 8) -> list[list[str]
         if samples and samples[0].image_path.is_file():
             question = samples[0].question.replace("<image>", "").strip()
             rows.append([str(samples[0].image_path), task_of[bench.task_type], question])
-    return rows[:limit]
+    # one row of each task first (classification benchmarks come first in the registry and would fill the list)
+    firsts = list({row[1]: row for row in reversed(rows)}.values())[::-1]
+    firsts.sort(key=lambda row: list(task_of.values()).index(row[1]))
+    return (firsts + [row for row in rows if row not in firsts])[:limit]
 
 
 def _error(message: str) -> str:

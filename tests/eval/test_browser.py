@@ -72,7 +72,7 @@ def _wait(predicate, timeout: float = 60.0, what: str = "condition"):
 
 
 @pytest.fixture(scope="module")
-def chat_url(tiny_model_dir, helpers):
+def chat_url(tiny_model_dir, helpers, tmp_path_factory):
     import torch
 
     from tinyrs_eval import chat
@@ -80,8 +80,13 @@ def chat_url(tiny_model_dir, helpers):
     torch.set_num_threads(1)
     slot = chat.ModelSlot(max_new_tokens=16, device="cpu")
     slot.load(str(tiny_model_dir))
+    data = tmp_path_factory.mktemp("examples")  # a one-benchmark data_root for the example row
+    (data / "VG_DOIR_RSVG_test").mkdir()
+    Image.new("RGB", (90, 70), (90, 90, 90)).save(data / "VG_DOIR_RSVG_test" / "ex.png")
+    record = {"image": "ex.png", "conversations": [{"value": "<image>\nthe tank"}, {"value": "[1, 1, 9, 9]"}]}
+    (data / "VG_DOIR_RSVG_test.json").write_text(json.dumps([record]))
     port = helpers.free_port()
-    demo = chat.build_app(slot, [])
+    demo = chat.build_app(slot, chat.example_rows(data))
     chat.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/", slot
     demo.close()
@@ -205,3 +210,16 @@ def test_report_fits_the_page_and_filters(driver, tmp_path):
     Select(driver.find_element(By.NAME, "task")).select_by_value("")
     driver.execute_script("document.getElementById('failures').scrollIntoView()")
     _save(driver, tmp_path, "report_failures.png")
+
+
+def test_chat_example_is_one_click_away(driver, chat_url, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    url, _ = chat_url
+    driver.get(url)
+    cell = _wait(lambda: driver.find_element(By.XPATH, "//td[contains(., 'ex.png')]"), what="the example row")
+    cell.click()
+    _wait(lambda: "90×70 pixels" in _status(driver), what="the example image to load")
+    assert driver.find_element(By.XPATH, "//label[contains(., 'Grounding')]//input").is_selected()
+    assert _text(driver, "#question textarea") == "the tank"
+    _save(driver, tmp_path, "chat_example.png")

@@ -171,6 +171,13 @@ def test_defaults_and_examples(tmp_path):
     record = {"image": "a.png", "conversations": [{"value": "<image>\nthe tank"}, {"value": "[1, 1, 4, 4]"}]}
     (tmp_path / "VG_DOIR_RSVG_test.json").write_text(json.dumps([record]))
     assert chat.example_rows(tmp_path) == [[str(images / "a.png"), "vg", "the tank"]]
+    for name in ("cls_AID", "cls_SIRI_WHU"):
+        (tmp_path / name).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / name / "c.png")
+        cls = {"image": "c.png", "conversations": [{"value": "Classify"}, {"value": "forest"}]}
+        (tmp_path / f"{name}.json").write_text(json.dumps([cls]))
+    rows = chat.example_rows(tmp_path, limit=2)  # every task type before a second benchmark of one type
+    assert [r[1] for r in rows] == ["cls", "vg"] and rows[0][0].endswith("cls_AID/c.png")
     assert chat.example_rows(None) == []
 
 
