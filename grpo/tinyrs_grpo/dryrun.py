@@ -98,9 +98,12 @@ def check_model(name: str) -> str:
 
 def checkpoint_pixel_bounds(name: str) -> tuple[Any, Any]:
     """(min_pixels, max_pixels) saved with a local checkpoint (processor_config.json as transformers 5 writes it,
-    or preprocessor_config.json), or (None, None)."""
-    size: dict = {}
-    places = (("processor_config.json", ("image_processor", "size")), ("preprocessor_config.json", ("size",)))
+    or preprocessor_config.json), or (None, None).
+
+    Top-level ``min_pixels``/``max_pixels`` (transformers 4.x files: the released TinyRS checkpoints, whose original
+    GRPO set them without touching ``size``) override ``size``, as the image processor itself does when loading.
+    """
+    places = (("processor_config.json", ("image_processor",)), ("preprocessor_config.json", ()))
     for file, keys in places:
         try:
             data = json.loads((Path(name) / file).read_text(encoding="utf-8"))
@@ -108,10 +111,14 @@ def checkpoint_pixel_bounds(name: str) -> tuple[Any, Any]:
                 data = data.get(key) or {}
         except (OSError, ValueError, AttributeError):
             continue
-        if isinstance(data, dict) and data:
-            size = data
-            break
-    return size.get("shortest_edge", size.get("min_pixels")), size.get("longest_edge", size.get("max_pixels"))
+        if not isinstance(data, dict):
+            continue
+        size = data.get("size") if isinstance(data.get("size"), dict) else {}
+        low = data.get("min_pixels", size.get("shortest_edge", size.get("min_pixels")))
+        high = data.get("max_pixels", size.get("longest_edge", size.get("max_pixels")))
+        if low is not None or high is not None:
+            return low, high
+    return None, None
 
 
 def check_data(script_args: Any) -> str:

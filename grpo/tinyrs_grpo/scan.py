@@ -50,24 +50,37 @@ def cache_key(files: list[Path], settings: dict[str, Any]) -> str:
 
 
 def cached_scan(
-    scan: Callable[[], SplitReport], dataset_name: str | None, split: str, settings: dict[str, Any], output_dir: str
+    scan: Callable[[], SplitReport],
+    dataset_name: str | None,
+    split: str,
+    settings: dict[str, Any],
+    output_dir: str,
+    verdict: Callable[[SplitReport], None] = lambda report: None,
 ) -> SplitReport:
-    """``scan()``'s report from the cache when the dataset files and settings are unchanged, else ``scan()``
-    (whose report is then cached). The caller still judges the report (bad rows stop or are skipped)."""
+    """``scan()``'s report from the cache when the dataset files and settings are unchanged, else ``scan()``.
+
+    ``verdict(report)`` runs on either (it raises for bad rows that are not skipped); only a report it accepts is
+    cached, so a refused run writes nothing."""
     files = dataset_files(dataset_name)
     if files is None:
-        return scan()
+        report = scan()
+        verdict(report)
+        return report
     key = cache_key(files, settings)
     cache = Path(output_dir) / CACHE_FOLDER / f"{split}.json"
+    report = None
     try:
         stored = json.loads(cache.read_text(encoding="utf-8"))
         if stored.get("key") == key:
             report = SplitReport.from_dict(stored["report"])
-            logger.info("data check of split %r read from %s (dataset files unchanged)", split, cache)
-            return report
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # no cache, or an unreadable one: rescan
+        report = None
+    if report is not None:
+        logger.info("data check of split %r read from %s (dataset files unchanged)", split, cache)
+        verdict(report)
+        return report
     report = scan()
+    verdict(report)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp")

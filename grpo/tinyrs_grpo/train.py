@@ -239,9 +239,10 @@ def _checked(
             verify_images=script_args.verify_images,
         )
 
-    report = cached_scan(scan, script_args.dataset_name, split, settings, training_args.output_dir)
-    log_report(report, script_args.skip_bad_rows, script_args.max_prompt_length)
-    return report
+    def verdict(report: Any) -> None:  # bad rows stop the run (or are skipped), the drops are logged
+        log_report(report, script_args.skip_bad_rows, script_args.max_prompt_length)
+
+    return cached_scan(scan, script_args.dataset_name, split, settings, training_args.output_dir, verdict)
 
 
 def init_deepspeed_comm(training_args: GRPOConfig) -> None:

@@ -176,15 +176,57 @@ def save_grpo_dataset(path: Path, rows: list[dict], test_rows: list[dict] | None
     return path
 
 
+def noisy_png(seed: int = 0, size: int = 56) -> bytes:
+    """A PNG of random pixels: its compressed data is long enough to damage in the middle."""
+    import random
+
+    from PIL import Image
+
+    rnd = random.Random(seed)
+    image = Image.frombytes("RGB", (size, size), bytes(rnd.randrange(256) for _ in range(size * size * 3)))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def damaged_png(seed: int = 0) -> bytes:
+    """A complete PNG (header and IEND intact) with broken compressed data: only a full decode notices."""
+    data = bytearray(noisy_png(seed))
+    start = data.index(b"IDAT") + 40
+    for k in range(start, start + 40):
+        data[k] ^= 0xFF
+    return bytes(data)
+
+
+def write_json_dataset(folder: Path, images: dict[str, bytes], names: list[str]) -> Path:
+    """``folder/grpo.json`` whose record i points at ``names[i]`` and asks "{VQA} question i?" (answer "yes");
+    the files in ``images`` are written first."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in images.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    records = [
+        {"image": name, "problem": f"{{VQA}} question {i}?", "solution": ["1", "yes", f"question {i}", ""]}
+        for i, name in enumerate(names)
+    ]
+    path = folder / "grpo.json"
+    path.write_text(json.dumps(records))
+    return path
+
+
 class GrpoData:
     """Dataset helpers handed to tests through the ``grpo_data`` fixture (tests cannot import conftest)."""
 
     png_bytes = staticmethod(png_bytes)
+    noisy_png = staticmethod(noisy_png)
+    damaged_png = staticmethod(damaged_png)
     row = staticmethod(grpo_row)
     save = staticmethod(save_grpo_dataset)
+    json_dataset = staticmethod(write_json_dataset)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def grpo_data() -> type[GrpoData]:
     return GrpoData
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,8 @@ def test_paper_recipe_values(tmp_path: Path) -> None:
     assert training_args.num_generations == 4
     assert training_args.reward_weights == [1.0, 1.0]
     assert training_args.per_device_train_batch_size == 4  # one prompt x 4 completions per device
-    assert script_args.max_pixels == 2359296 and script_args.max_prompt_length == 8192
+    assert script_args.max_pixels is None and script_args.min_pixels is None  # the checkpoint's own bounds
+    assert script_args.max_prompt_length == 8192
     assert training_args.max_completion_length == 8192 and training_args.top_k == 50
     assert model_args.dtype == "bfloat16" and training_args.bf16
 
@@ -127,3 +129,35 @@ def test_recipe_with_a_key_is_refused(tmp_path: Path, capsys) -> None:
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "remove OPENAI_API_KEY" in err and "sk-in-a-file" not in err
+
+
+def test_g13_per_device_batch_counts_completions() -> None:
+    """per_device_train_batch_size counts completions: it must hold whole groups of num_generations (one device)."""
+    parse = make_parser().parse_args_and_config
+    base = ["--output_dir", "/tmp/unused", "--use_cpu", "true", "--num_generations", "4"]
+    for ok in ("4", "8"):
+        _, training_args, _ = parse(args=[*base, "--per_device_train_batch_size", ok])
+        assert training_args.generation_batch_size == int(ok)
+    for bad in ("1", "6"):  # the original's "1" (one prompt per GPU) is 4 here
+        with pytest.raises(ValueError, match="num_generations"):
+            parse(args=[*base, "--per_device_train_batch_size", bad])
+
+
+def test_paper_recipe_states_the_kl_gradient(tmp_path: Path) -> None:
+    """TRL 1.16 defaults use_bias_correction_kl=True (KL times the differentiable importance ratio, a different
+    gradient even on-policy); the recipe states the original's plain k3 KL gradient explicitly."""
+    recipe = REPO / "grpo/configs/tinyrs_r1.yaml"
+    assert re.search(r"^use_bias_correction_kl: false\b", recipe.read_text(), re.MULTILINE)
+    _, training_args, _ = parse(["--config", str(recipe), "--output_dir", str(tmp_path), "--use_cpu", "true"])
+    assert training_args.use_bias_correction_kl is False and training_args.beta == 0.001
+    _, defaults, _ = parse(["--output_dir", str(tmp_path), "--use_cpu", "true"])
+    assert defaults.use_bias_correction_kl is True  # so the recipe's line is not a no-op
+
+
+def test_judge_prompt_flag(tmp_path: Path) -> None:
+    script_args, _, _ = parse(["--output_dir", str(tmp_path), "--use_cpu", "true"])
+    assert script_args.judge_prompt == "original"
+    script_args, _, _ = parse(["--output_dir", str(tmp_path), "--use_cpu", "true", "--judge_prompt", "remote_sensing"])
+    assert script_args.judge_prompt == "remote_sensing"
+    with pytest.raises(ValueError, match="--judge_prompt"):
+        parse(["--output_dir", str(tmp_path), "--use_cpu", "true", "--judge_prompt", "mine"])

@@ -221,3 +221,24 @@ def test_local_server_without_key(openai_server, monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("OPENAI_API_KEY")
     judge = make_judge(openai_server)
     assert asyncio.run(judge.score("q1", "a")) == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("prompt", ["original", "remote_sensing"])
+def test_judge_prompt_choice(openai_server, prompt: str) -> None:
+    """Default: the original TinyRS instructions (teacher, student model, no single correct answer, 0-10 for
+    explanatory ability, quality and word choice, number only, tags); remote_sensing: this toolkit's rewording."""
+    from tinyrs_grpo.judge import JUDGE_PROMPTS
+
+    judge = Judge(base_url=openai_server.base_url, prompt=prompt)
+    assert asyncio.run(judge.score("What is shown?", "fields", None)) == pytest.approx(0.7)
+    system = openai_server.requests[0]["messages"][0]
+    assert system["role"] == "system" and system["content"] == JUDGE_PROMPTS[prompt]
+    text = system["content"]
+    for phrase in ("teacher", "student model", "no single correct answer", "0 to 10", "explanatory ability",
+                   "only the number", "<question>", "<answer>"):  # fmt: skip
+        assert phrase in text, phrase
+    assert ("remote-sensing" in text) == (prompt == "remote_sensing")
+    assert ("what the image shows" in text) == (prompt == "remote_sensing")
+    assert Judge(base_url=openai_server.base_url).prompt == "original"
+    with pytest.raises(ValueError, match="judge prompt"):
+        Judge(base_url=openai_server.base_url, prompt="other")

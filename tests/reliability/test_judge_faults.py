@@ -11,7 +11,6 @@ import json
 import math
 import random
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -160,7 +159,8 @@ def test_grpo_training_survives_a_faulty_judge_and_leaks_no_secret(
     text = printed.out + printed.err + caplog.text
     hits = rel.scan_for(list(SECRETS.values()), out, text)
     assert hits == [], hits
-    assert sys.modules.get("tinyrs_grpo") is not None
+    # the run met real judge failures and still trained to the end: the final model was saved
+    assert failures > 0 and (out / "model.safetensors").is_file()
 
 
 def test_eval_run_leaks_no_secret(tiny_model_dir, demo_data_dir, tmp_path, monkeypatch, capfd, caplog, rel) -> None:

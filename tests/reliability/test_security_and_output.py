@@ -120,7 +120,7 @@ def test_model_outputs_are_parsed_not_evaluated(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 def test_escaping_image_paths_are_allowed_only_on_request(tmp_path: Path, rel) -> None:
     from tinyrs_grpo.build_data import build_grpo_dataset
-    from tinyrs_grpo.data import DatasetError, load_grpo_dataset
+    from tinyrs_grpo.data import DatasetError, load_grpo_dataset, prepare_split
     from tinyrs_sft.check_data import scan_records
     from tinyrs_sft.records import MediaPolicy, RecordSource
 
@@ -142,8 +142,8 @@ def test_escaping_image_paths_are_allowed_only_on_request(tmp_path: Path, rel) -
 
         row = {"problem": "p", "image": name, "solution": ["1", "forest", "", ""]}
         (folder / "grpo.json").write_text(json.dumps([row]))
-        with pytest.raises(DatasetError, match="points outside"):
-            load_grpo_dataset(str(folder / "grpo.json"))
+        with pytest.raises(DatasetError, match="row 0: image path .* points outside"):  # a counted bad row
+            prepare_split(load_grpo_dataset(str(folder / "grpo.json"))["train"], judge_enabled=True)
         assert len(load_grpo_dataset(str(folder / "grpo.json"), allow_external_image_paths=True)["train"]) == 1
 
 
