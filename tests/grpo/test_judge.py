@@ -180,7 +180,8 @@ def test_judge_reward_routes_rows_and_logs_metrics(openai_server, grpo_data) -> 
     scores = asyncio.run(reward(completions, solution, image=images, log_metric=logged.__setitem__))
     assert scores == [pytest.approx(0.3), None, None]
     assert logged == {"judge/requests": 2.0, "judge/api_calls": 2.0, "judge/failures": 1.0, "judge/cache_hits": 0.0}
-    sent = openai_server.requests[0]["messages"][1]["content"]
+    # the two requests run concurrently: take q1's, whichever arrived first
+    sent = next(r for r in openai_server.requests if "q1" in openai_server.question_of(r))["messages"][1]["content"]
     assert "<answer> nice </answer>" in sent[0]["text"]  # the answer text, not the reasoning
     assert sent[1]["image_url"]["url"].startswith("data:image/png;base64,")  # encoded from the image column
 
