@@ -307,3 +307,40 @@ def test_eval_hf_backend_generates_what_transformers_4_50_generated(meta):
     assert backend.generate(requests) == [meta["images"][image]["greedy_text"] for image in IMAGES]
     assert [backend.generate([r]) for r in requests] == [[meta["images"][image]["greedy_text"]] for image in IMAGES]
     backend.close()
+
+
+@pytest.mark.slow
+def test_sft_under_zero3_keeps_the_released_weights_and_bounds(meta, ref_tensors, tmp_path):
+    """The paper's recipe (ZeRO-3) on a tied-embedding 4.50 checkpoint: with learning rate 0 the gathered, saved
+    weights must still give 4.50's logits (a lost or untied lm_head, or mangled names, would not)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    out = tmp_path / "zero3"
+    cmd = [
+        sys.executable, "-m", "tinyrs_sft.train",
+        "--deepspeed", str(FIXTURE.parents[2] / "sft" / "configs" / "deepspeed" / "zero3.json"),
+        "--model_id", str(CHECKPOINT), "--data_path", str(sft_records(tmp_path / "train.json")),
+        "--image_folder", str(REFERENCE), "--output_dir", str(out), "--use_cpu", "True", "--report_to", "none",
+        "--max_steps", "2", "--per_device_train_batch_size", "2", "--learning_rate", "0", "--vision_lr", "0",
+        "--merger_lr", "0", "--tune_merger", "True", "--logging_steps", "1", "--save_strategy", "no",
+        "--disable_tqdm", "True",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert_bounds(AutoProcessor.from_pretrained(out), "ZeRO-3 SFT output")
+    model = AutoModelForImageTextToText.from_pretrained(out, dtype=torch.float32).eval()
+    assert model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    for image in IMAGES:
+        with torch.no_grad():
+            logits = model(**reference_inputs(ref_tensors, image, model.config.image_token_id)).logits[0]
+        torch.testing.assert_close(logits, ref_tensors[f"{Path(image).stem}.logits"], atol=LOGITS_ATOL, rtol=0)
