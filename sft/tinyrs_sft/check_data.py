@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,9 +24,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ScanReport:
+    """Indices of the good records (ascending, compact) and one message per bad record."""
+
     path: Path
     total: int = 0
-    good: list[int] = field(default_factory=list)
+    good: array = field(default_factory=lambda: array("q"))
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -33,10 +36,17 @@ class ScanReport:
         return self.total - len(self.good)
 
 
-def scan_records(source: RecordSource, policy: MediaPolicy, verify_images: bool = False) -> ScanReport:
-    """Check every record; collect the indices of good ones and one message per bad one."""
-    report = ScanReport(path=source.path, total=len(source))
-    for index in range(len(source)):
+def scan_records(
+    source: RecordSource,
+    policy: MediaPolicy,
+    verify_images: bool = False,
+    start: int = 0,
+    stop: int | None = None,
+) -> ScanReport:
+    """Check the records ``start..stop`` (default: all); collect the good indices and one message per bad record."""
+    stop = len(source) if stop is None else stop
+    report = ScanReport(path=source.path, total=stop - start)
+    for index in range(start, stop):
         try:
             record = source[index]
         except DataError as err:
@@ -63,7 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow_external_image_paths", action="store_true", help="allow absolute or '..' paths outside the folder"
     )
     parser.add_argument("--max_image_pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS)
-    parser.add_argument("--verify_images", action="store_true", help="decode every image fully (slow)")
+    parser.add_argument(
+        "--verify_images",
+        action="store_true",
+        help="decode every image fully (slow); without it the header and the file's end are read (a file cut "
+        "short is caught)",
+    )
     return parser
 
 

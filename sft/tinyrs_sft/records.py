@@ -1,7 +1,8 @@
 """Reading and validating LLaVA-style records (JSON list or JSONL), without a model.
 
-Records are read lazily where the format allows it (JSONL is indexed by byte offset; a JSON list has to be parsed
-whole, as in the original). Images are never opened here except for validation, which reads only the header.
+Records are read lazily: both formats are indexed by byte offset once and a record is parsed when it is asked for
+(the original parsed a JSON list whole and kept it). Images are never decoded here except with ``verify``: the check
+reads the header (Pillow) and the file's end (``imagecheck.truncation_problem``: a file cut short is caught).
 Every problem is reported as one line naming the file, the record index and the record's ``id``.
 """
 
@@ -12,6 +13,7 @@ import logging
 import os
 import re
 import warnings
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 from PIL import Image
 
 from tinyrs_sft.constants import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_PLACEHOLDER, ROLE_MAP, VIDEO_PLACEHOLDER
+from tinyrs_sft.imagecheck import truncation_problem
 
 
 logger = logging.getLogger(__name__)
@@ -26,6 +29,13 @@ logger = logging.getLogger(__name__)
 # The Qwen2-VL image processor refuses images whose long side is more than 200 times the short one.
 MAX_ASPECT_RATIO = 200
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+_SPACE = re.compile(r"[ \t\n\r]*")
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _skip_space(text: str, pos: int) -> int:
+    """Index of the first non-whitespace character (JSON whitespace) at or after ``pos``."""
+    return _SPACE.match(text, pos).end()
 
 
 class DataError(ValueError):
@@ -39,62 +49,126 @@ def record_label(path: str | os.PathLike, index: int, record: Any) -> str:
 
 
 class RecordSource:
-    """Random access to the records of one JSON-list or JSONL file.
+    """Random access to the records of one JSON-list or JSONL file, holding only their byte offsets in memory.
 
-    JSONL files are indexed by line offset and each record is parsed when asked for, so a large JSONL file costs
-    only its offsets in memory. A JSON list is parsed once. Malformed JSONL lines surface as :class:`DataError` from
-    :meth:`__getitem__` (so a scan can report them all).
+    Both formats are indexed once (a JSON list is parsed record by record and each record's byte range kept; a JSONL
+    file by line offsets) and each record is parsed again when asked for, so a list of a million records costs
+    about 16 MB of offsets instead of the gigabytes of a parsed list. Malformed JSONL lines surface as
+    :class:`DataError` from :meth:`__getitem__` (so a scan can report them all).
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         if not self.path.is_file():
             raise DataError(f"{self.path}: data file not found")
-        self._records: list[Any] | None = None
-        self._offsets: list[int] | None = None
+        self._starts = array("q")
+        self._ends: array | None = None  # JSON list: end of each record; JSONL: None (read to the end of the line)
+        self._file: Any = None
+        self._file_pid = -1
         if self.path.suffix.lower() == ".jsonl":
-            self._offsets = self._index_lines()
+            self._index_lines()
             return
         with self.path.open("rb") as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as err:
-                if self._looks_like_jsonl():  # one object per line in a .json file
-                    self._offsets = self._index_lines()
-                    return
-                raise DataError(f"{self.path}: not valid JSON ({err})") from err
-            except UnicodeDecodeError as err:
-                raise DataError(f"{self.path}: not UTF-8 text (byte {err.start}: {err.reason})") from err
-        if not isinstance(data, list):
-            raise DataError(f"{self.path}: expected a JSON list of records, got {type(data).__name__}")
-        self._records = data
+            head = f.read(4096)
+        head = head.removeprefix(_UTF8_BOM).lstrip()
+        if head.startswith(b"["):
+            self._index_list()
+        elif head.startswith(b"{") and not self._is_one_json_value():  # one object per line in a .json file
+            self._index_lines()
+        else:
+            self._refuse_non_list()
 
-    def _looks_like_jsonl(self) -> bool:
-        with self.path.open("rb") as f:
-            head = f.read(4096).lstrip()
-        return head.startswith(b"{")
+    def _read_text(self) -> tuple[str, int]:
+        """The file as text (without a UTF-8 byte-order mark) and the byte length of the mark it had (0 or 3)."""
+        raw = self.path.read_bytes()
+        bom = len(_UTF8_BOM) if raw.startswith(_UTF8_BOM) else 0
+        try:
+            return raw[bom:].decode("utf-8"), bom
+        except UnicodeDecodeError as err:
+            raise DataError(f"{self.path}: not UTF-8 text (byte {err.start + bom}: {err.reason})") from err
 
-    def _index_lines(self) -> list[int]:
-        offsets = []
+    def _is_one_json_value(self) -> bool:
+        try:
+            json.loads(self._read_text()[0])
+        except (json.JSONDecodeError, DataError):
+            return False
+        return True
+
+    def _refuse_non_list(self) -> None:
+        try:
+            data = json.loads(self._read_text()[0])
+        except json.JSONDecodeError as err:
+            raise DataError(f"{self.path}: not valid JSON ({err})") from err
+        raise DataError(f"{self.path}: expected a JSON list of records, got {type(data).__name__}")
+
+    def _index_list(self) -> None:
+        """Parse the list one record at a time and keep each record's byte range (the records are not kept)."""
+        text, bom = self._read_text()
+        ascii_only = text.isascii()
+        decoder = json.JSONDecoder()
+        starts, ends = self._starts, array("q")
+        pos = _skip_space(text, 0) + 1  # after '['
+        pos = _skip_space(text, pos)
+        byte_pos, char_pos = bom, 0  # byte offset of char_pos in the file (counted only for non-ASCII text)
+
+        def to_bytes(offset: int) -> int:
+            nonlocal byte_pos, char_pos
+            if ascii_only:
+                return offset + bom
+            byte_pos += len(text[char_pos:offset].encode("utf-8"))
+            char_pos = offset
+            return byte_pos
+
+        try:
+            if text.startswith("]", pos):
+                end = pos + 1
+            else:
+                while True:
+                    _, end = decoder.raw_decode(text, pos)
+                    starts.append(to_bytes(pos))
+                    ends.append(to_bytes(end))
+                    pos = _skip_space(text, end)
+                    if text.startswith(",", pos):
+                        pos = _skip_space(text, pos + 1)
+                        continue
+                    if text.startswith("]", pos):
+                        end = pos + 1
+                        break
+                    raise json.JSONDecodeError("expected ',' or ']' after a record", text, pos)
+            if _skip_space(text, end) != len(text):
+                raise json.JSONDecodeError("extra data after the list", text, _skip_space(text, end))
+        except json.JSONDecodeError as err:
+            raise DataError(f"{self.path}: not valid JSON ({err})") from err
+        self._ends = ends
+
+    def _index_lines(self) -> None:
+        starts = self._starts
         with self.path.open("rb") as f:
             pos = 0
             for line in f:
                 if line.strip():
-                    offsets.append(pos)
+                    starts.append(pos)
                 pos += len(line)
-        return offsets
+
+    def _handle(self) -> Any:
+        """One open file per process (data-loader workers are forked: each opens its own)."""
+        if self._file is None or self._file_pid != os.getpid():
+            self._file = self.path.open("rb")
+            self._file_pid = os.getpid()
+        return self._file
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_file": None, "_file_pid": -1}
 
     def __len__(self) -> int:
-        return len(self._records) if self._records is not None else len(self._offsets)
+        return len(self._starts)
 
     def __getitem__(self, index: int) -> Any:
-        if self._records is not None:
-            return self._records[index]
-        with self.path.open("rb") as f:
-            f.seek(self._offsets[index])
-            line = f.readline()
+        f = self._handle()
+        f.seek(self._starts[index])
+        raw = f.readline() if self._ends is None else f.read(self._ends[index] - self._starts[index])
         try:
-            return json.loads(line)
+            return json.loads(raw)
         except json.JSONDecodeError as err:
             raise DataError(f"{self.path}: record {index} (id=None): line is not valid JSON ({err})") from err
         except UnicodeDecodeError as err:
@@ -145,13 +219,17 @@ def short(path: Any, limit: int = 200) -> str:
 
 
 def check_image_file(path: Path, max_pixels: int, verify: bool = False) -> str | None:
-    """Return a problem description for an image file, or None. Reads the header only unless ``verify``."""
+    """Return a problem description for an image file, or None. Reads the header and the file's end (a file cut
+    short is refused) unless ``verify``, which decodes the whole image."""
     try:
         exists = path.is_file()
     except OSError as err:  # e.g. a name longer than the file system allows
         return f"image path unusable ({err.strerror}): {short(path)}"
     if not exists:
         return f"image not found: {short(path)}"
+    truncated = truncation_problem(path)
+    if truncated:
+        return f"unreadable image {path}: {truncated}"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -62,7 +62,7 @@ def test_each_bad_record_gets_one_clear_line(
 ):
     path = write_json(data_dir / "data.json", [simple_record(0), record])
     report = scan_records(RecordSource(path), policy)
-    assert report.good == [0]
+    assert list(report.good) == [0]
     assert len(report.errors) == 1
     line = report.errors[0]
     rid = record.get("id") if isinstance(record, dict) else None
@@ -87,7 +87,7 @@ def test_good_records_pass(data_dir: Path, policy: MediaPolicy, simple_record, w
         },
     ]
     report = scan_records(RecordSource(write_json(data_dir / "ok.json", records)), policy)
-    assert report.errors == [] and report.good == [0, 1, 2]
+    assert report.errors == [] and list(report.good) == [0, 1, 2]
 
 
 def test_external_paths_allowed_only_with_the_flag(data_dir: Path):
@@ -103,7 +103,7 @@ def test_oversized_image_is_refused_not_decoded(data_dir: Path, simple_record, w
     policy = MediaPolicy(image_folder=data_dir / "images", max_image_pixels=56 * 56)
     path = write_json(data_dir / "d.json", [simple_record(0, image="a.png"), simple_record(1, image="b.png")])
     report = scan_records(RecordSource(path), policy)
-    assert report.good == [0]
+    assert list(report.good) == [0]
     assert "image too large (112x112 > 3136 pixels, refused)" in report.errors[0]
 
 
@@ -120,7 +120,7 @@ def test_jsonl_reading_and_bad_line(data_dir: Path, policy: MediaPolicy, simple_
     source = RecordSource(path)
     assert len(source) == 3 and source[2]["id"] == "r2"
     report = scan_records(source, policy)
-    assert report.good == [0, 2]
+    assert list(report.good) == [0, 2]
     assert report.errors[0].startswith(f"{path}: record 1 (id=None): line is not valid JSON")
 
 
