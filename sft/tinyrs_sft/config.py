@@ -125,11 +125,25 @@ class DataArguments:
         metadata={"help": "Longer records are cut after their last image token, or skipped (never cut in images)."},
     )
     skip_bad_samples: bool = field(
-        default=False, metadata={"help": "Skip and count bad records found by the start-up check instead of failing."}
+        default=False,
+        metadata={
+            "help": "Skip and count bad records instead of stopping: those found by the start-up check and those met "
+            "during training (an image that became unreadable after the check), each logged with file and record."
+        },
     )
     check_data: bool = field(default=True, metadata={"help": "Scan the whole data file before training."})
     verify_images: bool = field(
-        default=False, metadata={"help": "Start-up check decodes every image fully (slow) instead of its header."}
+        default=False,
+        metadata={
+            "help": "Start-up check decodes every image fully (slow) instead of reading its header and its end."
+        },
+    )
+    data_check_cache: bool = field(
+        default=True,
+        metadata={
+            "help": "Reuse the start-up check's report saved in output_dir/data_check.json while the data file "
+            "(path, size, mtime) and the check settings are unchanged (a resume does not scan again)."
+        },
     )
     allow_external_image_paths: bool = field(
         default=False, metadata={"help": "Allow absolute or '..' media paths outside --image_folder."}
@@ -164,7 +178,24 @@ class TrainingArguments(transformers.TrainingArguments):
     )
     dry_run: bool = field(
         default=False,
-        metadata={"help": "Parse and check the arguments (and the DeepSpeed config), log them and exit: no model."},
+        metadata={
+            "help": "Check the arguments, the data file and a sample of its images, the model folder or hub id, the "
+            "DeepSpeed config and the output folder; print the effective settings; exit without loading a model "
+            "(no GPU needed)."
+        },
+    )
+    dry_run_world_size: int | None = field(
+        default=None,
+        metadata={"help": "Processes the real launch starts, for the dry run's global batch (default: WORLD_SIZE)"},
+    )
+    loss_normalization: str = field(
+        default="global_tokens",
+        metadata={
+            "help": "global_tokens: token losses summed over the whole global batch (all accumulation steps and "
+            "devices) and divided by its supervised-token count (transformers 5). micro_batch: mean over the "
+            "supervised tokens of each micro-batch, averaged over accumulation steps and devices (the original, "
+            "used by the paper recipes)."
+        },
     )
     allow_deepspeed_optimizer: bool = field(
         default=False,
@@ -185,6 +216,10 @@ class TrainingArguments(transformers.TrainingArguments):
     )
 
     def __post_init__(self) -> None:
+        if self.loss_normalization not in LOSS_NORMALIZATIONS:
+            raise ValueError(
+                f"loss_normalization must be one of {list(LOSS_NORMALIZATIONS)}, got {self.loss_normalization!r}"
+            )
         if self.warmup_ratio is not None:
             if not 0 <= self.warmup_ratio < 1:
                 raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
@@ -193,10 +228,20 @@ class TrainingArguments(transformers.TrainingArguments):
             self.warmup_steps = self.warmup_ratio
         if self.deepspeed:
             self.deepspeed = check_deepspeed_config(self.deepspeed, allow_optimizer=self.allow_deepspeed_optimizer)
+        if not self.dry_run:
+            super().__post_init__()
+            return
+        # A dry run must work on a login node without a GPU: transformers would probe the device for bf16/tf32 (and
+        # refuse them on a CPU). Validate everything else as a CPU run, then restore the requested values.
+        requested = {"use_cpu": self.use_cpu, "tf32": self.tf32}
+        self.use_cpu, self.tf32 = True, None
         super().__post_init__()
+        for name, value in requested.items():
+            setattr(self, name, value)
 
 
 ARG_CLASSES = (ModelArguments, DataArguments, TrainingArguments)
+LOSS_NORMALIZATIONS = ("global_tokens", "micro_batch")
 
 
 def parse_name_list(value: Any, default: list[str]) -> list[str]:

@@ -19,7 +19,19 @@ logger = logging.getLogger(__name__)
 class SFTTrainer(Trainer):
     """``create_optimizer`` builds vision / merger / LLM groups (each with decay and no-decay halves), so
     ``--vision_lr``/``--merger_lr`` and the no-decay set hold under every DeepSpeed config without an optimizer block.
+
+    ``--loss_normalization``: ``global_tokens`` keeps the Trainer's transformers-5 behaviour (it counts the supervised
+    tokens of the whole global batch, ``num_items_in_batch``, and the model divides the summed token losses by it).
+    ``micro_batch`` stops that count, so the model returns the mean over each micro-batch's supervised tokens and the
+    Trainer divides it by the accumulation steps; data-parallel ranks average their gradients (the original).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if getattr(self.args, "loss_normalization", "global_tokens") == "micro_batch":
+            self.model_accepts_loss_kwargs = False  # no num_items_in_batch: mean per micro-batch
+            self.loss_is_scaled_for_ga = False  # ...then divided by the gradient accumulation steps
+        logger.info("loss normalisation: %s", getattr(self.args, "loss_normalization", "global_tokens"))
 
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
         if self.optimizer is not None:
