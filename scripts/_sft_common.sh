@@ -1,6 +1,8 @@
 # Shared by pretrain.sh, sft.sh and cot_sft.sh: the paper's SFT recipe on one node with 4xH100 (or A100 80GB),
 # DeepSpeed ZeRO-3 with CPU offload, global batch 128. Set STAGE_* variables, then source this file.
-# DRY_RUN=1 checks the arguments against the trainer's parser and exits without loading a model.
+# DRY_RUN=1 checks the arguments, the data file with a sample of its images, the model folder or hub id, the DeepSpeed
+# config and the output folder, prints the effective settings (learning rates per group, epochs, global batch, ZeRO
+# stage) and exits without loading a model; it needs no GPU (run it on a login node).
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -35,6 +37,7 @@ ARGS=(
     --weight_decay 0.1
     --warmup_ratio 0.03
     --lr_scheduler_type cosine
+    --loss_normalization micro_batch
     --logging_steps 1
     --tf32 True
     --gradient_checkpointing True
@@ -47,6 +50,6 @@ ARGS=(
 )
 
 if [[ "${DRY_RUN:-0}" == "1" ]]; then
-    exec python -m tinyrs_sft.train --dry_run True "${ARGS[@]}" "$@"
+    exec python -m tinyrs_sft.train --dry_run True --dry_run_world_size "$NUM_DEVICES" "${ARGS[@]}" "$@"
 fi
 exec deepspeed --num_gpus "$NUM_DEVICES" --master_port "$MASTER_PORT" --module tinyrs_sft.train "${ARGS[@]}" "$@"

@@ -32,12 +32,28 @@ def run_script(script: str, extra: list[str], env_extra: dict[str, str]) -> subp
 
 
 @pytest.mark.parametrize("script", ["pretrain.sh", "sft.sh", "cot_sft.sh"])
-def test_sft_scripts_parse(script):
-    proc = run_script(script, CPU_SFT, {})
+def test_sft_scripts_parse(script, demo_data_dir, tiny_model_dir, tmp_path):
+    # No CPU flags: the SFT dry run checks paths and prints settings without probing for a GPU (bf16/tf32 as given).
+    env = {
+        "DATA_PATH": str(demo_data_dir / "sft.json"),
+        "IMAGE_FOLDER": str(demo_data_dir / "images"),
+        "MODEL_NAME": str(tiny_model_dir),
+        "OUTPUT_DIR": str(tmp_path / "out"),
+    }
+    proc = run_script(script, [], env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "dry run: arguments are valid" in proc.stderr
     # The seed recipe's settings arrive in the trainer (global batch 128 on 4 GPUs: 16 x 2 accumulation).
     assert "image_min_pixels=401408" in proc.stderr and "image_max_pixels=1003520" in proc.stderr
+    assert "global batch 128 = 16 per device x 2 accumulation x 4 processes" in proc.stderr
+    assert "DeepSpeed ZeRO stage 3" in proc.stderr and "precision bf16" in proc.stderr
+
+
+def test_sft_script_dry_run_fails_without_data(tiny_model_dir, tmp_path):
+    # It used to say "arguments are valid" for a missing data file.
+    env = {"DATA_PATH": str(tmp_path / "missing.json"), "MODEL_NAME": str(tiny_model_dir)}
+    proc = run_script("sft.sh", [], {**env, "IMAGE_FOLDER": str(tmp_path), "OUTPUT_DIR": str(tmp_path / "out")})
+    assert proc.returncode == 1 and "missing.json: data file not found" in proc.stderr
 
 
 def test_sft_script_rejects_unknown_flag():

@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import re
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,6 +167,9 @@ class SupervisedDataset(Dataset):
 
     Records that cannot fit ``max_seq_length`` are skipped: the item is replaced by the next fitting record and the
     skip is logged and counted once per process (``skipped`` is shared with data-loader workers started by fork).
+    A record that turns out bad only here (an image overwritten or cut short after the start-up check) stops the run
+    with a one-line :class:`DataError`, or with ``skip_bad_samples`` is logged, counted (``unusable``) and replaced
+    by the next record in the same way.
     """
 
     def __init__(
@@ -174,7 +179,8 @@ class SupervisedDataset(Dataset):
         policy: MediaPolicy,
         bounds: VisionBounds,
         max_seq_length: int,
-        indices: list[int] | None = None,
+        indices: Sequence[int] | None = None,
+        skip_bad_samples: bool = False,
     ):
         self.source = source
         self.processor = processor
@@ -182,7 +188,8 @@ class SupervisedDataset(Dataset):
         self.policy = policy
         self.bounds = bounds
         self.max_seq_length = max_seq_length
-        self.indices = list(range(len(source))) if indices is None else list(indices)
+        self.indices = array("q", range(len(source)) if indices is None else indices)  # 8 bytes per record
+        self.skip_bad_samples = skip_bad_samples
         if not self.indices:
             raise DataError(f"{source.path}: no usable records")
         self.merge_size = getattr(processor.image_processor, "merge_size", 2)
@@ -190,7 +197,9 @@ class SupervisedDataset(Dataset):
             self.tokenizer.convert_tokens_to_ids(t) for t in (IMAGE_PAD, VIDEO_PAD, VISION_START, VISION_END)
         }
         self.skipped = multiprocessing.Value("i", 0)  # records skipped for length (shared with forked workers)
+        self.unusable = multiprocessing.Value("i", 0)  # records skipped for bad data met here (skip_bad_samples)
         self._too_long: set[int] = set()  # per process: skipped once, never rebuilt or counted again
+        self._bad: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -199,9 +208,14 @@ class SupervisedDataset(Dataset):
         n = len(self.indices)
         for attempt in range(n):
             index = self.indices[(i + attempt) % n]
-            if index in self._too_long:
+            if index in self._too_long or index in self._bad:
                 continue
-            example = self.build(index)
+            try:
+                example = self.build(index)
+            except DataError as err:
+                self._bad_record(err)
+                self._bad.add(index)
+                continue
             if example is not None:
                 return example
             self._too_long.add(index)
@@ -215,7 +229,16 @@ class SupervisedDataset(Dataset):
                 self.max_seq_length,
                 count,
             )
-        raise DataError(f"{self.source.path}: no record fits max_seq_length={self.max_seq_length}")
+        raise DataError(f"{self.source.path}: no usable record (each is too long for max_seq_length or unreadable)")
+
+    def _bad_record(self, err: DataError) -> None:
+        """Stop with the record's one-line error, or log and count it (``skip_bad_samples``)."""
+        if not self.skip_bad_samples:
+            raise DataError(f"{err} (found during training; --skip_bad_samples True skips such records)") from err
+        with self.unusable.get_lock():
+            self.unusable.value += 1
+            count = self.unusable.value
+        logger.error("%s; skipped (--skip_bad_samples; %d skipped during training so far)", err, count)
 
     def build(self, index: int) -> dict[str, torch.Tensor] | None:
         """Model inputs of one record, or None when it has to be skipped for length."""

@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from pathlib import Path
 
 import transformers
 
-from tinyrs_sft.check_data import default_image_folder, scan_records
+from tinyrs_sft.check_data import ScanReport, default_image_folder
 from tinyrs_sft.checkpoints import OutputDirError, check_output_dir, folder_size, resolve_resume, write_error_message
 from tinyrs_sft.collator import SupervisedCollator
 from tinyrs_sft.config import DataArguments, ModelArguments, TrainingArguments, parse_args
 from tinyrs_sft.data import SupervisedDataset, VisionBounds, apply_bounds_to_processor
+from tinyrs_sft.dry_run import dry_run
 from tinyrs_sft.model import apply_lora, compute_dtype, configure_trainable, load_model, load_processor
 from tinyrs_sft.optim import count_parameters_by_part
 from tinyrs_sft.records import DataError, MediaPolicy, RecordSource
+from tinyrs_sft.scan import CACHE_NAME, cache_key, save_report, scan_once
 from tinyrs_sft.trainer import SFTTrainer
 
 
@@ -57,18 +61,24 @@ def init_deepspeed_comm(training_args: TrainingArguments) -> None:
         deepspeed.init_distributed(dist_backend="gloo" if training_args.use_cpu else None)
 
 
-def checked_indices(source: RecordSource, policy: MediaPolicy, data_args: DataArguments) -> list[int] | None:
-    """Scan the whole file before training: fail on bad records, or skip and count them with --skip_bad_samples."""
+def checked_indices(
+    source: RecordSource, policy: MediaPolicy, data_args: DataArguments, output_dir: str
+) -> tuple[ScanReport | None, bool]:
+    """Check the whole file once per run (sharded over the ranks, or read from the output folder's cache); fail on
+    bad records, or skip and count them with --skip_bad_samples. Returns ``(report, read_from_cache)``."""
     if not data_args.check_data:
         logger.warning("--check_data False: bad records will only be found when the data loader reaches them")
-        return None
-    report = scan_records(source, policy, verify_images=data_args.verify_images)
+        return None, False
+    started = time.perf_counter()
+    report, cached = scan_once(
+        source, policy, data_args.verify_images, output_dir if data_args.data_check_cache else None
+    )
     if not report.total:
         raise DataError(f"{source.path}: no records")
     for line in report.errors[:MAX_ERRORS_LOGGED]:
         logger.error(line)
-    if len(report.errors) > MAX_ERRORS_LOGGED:
-        logger.error("... and %d more (tinyrs-sft check-data lists them all)", len(report.errors) - MAX_ERRORS_LOGGED)
+    if report.n_bad > MAX_ERRORS_LOGGED:
+        logger.error("... and %d more (tinyrs-sft check-data lists them all)", report.n_bad - MAX_ERRORS_LOGGED)
     if report.n_bad and not data_args.skip_bad_samples:
         raise DataError(
             f"{source.path}: {report.n_bad} of {report.total} records are bad (first: {report.errors[0]}). Fix them "
@@ -76,8 +86,9 @@ def checked_indices(source: RecordSource, policy: MediaPolicy, data_args: DataAr
         )
     if report.n_bad:
         logger.warning("skipping %d bad records of %d (--skip_bad_samples)", report.n_bad, report.total)
-    logger.info("data check: %d usable records of %d in %s", len(report.good), report.total, source.path)
-    return report.good
+    how = f"read from {Path(output_dir) / CACHE_NAME}" if cached else f"{time.perf_counter() - started:.1f} s"
+    logger.info("data check: %d usable records of %d in %s (%s)", len(report.good), report.total, source.path, how)
+    return report, cached
 
 
 def main(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> None:
@@ -93,12 +104,15 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: Tr
         allow_external_paths=data_args.allow_external_image_paths,
         max_image_pixels=data_args.max_image_pixels,
     )
-    indices = checked_indices(source, policy, data_args)
+    report, cached = checked_indices(source, policy, data_args, training_args.output_dir)
 
     # --- output folder: writable, room for the model, and where to resume from (before the model loads) ---
     min_free = 0 if model_args.lora_enable else folder_size(model_args.model_id)
     check_output_dir(training_args.output_dir, min_free_bytes=min_free)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
+    if report is not None and data_args.data_check_cache and not cached and training_args.process_index == 0:
+        key = cache_key(source.path, policy, data_args.verify_images)
+        logger.info("data check report saved to %s", save_report(training_args.output_dir, key, report))
 
     # --- model ---
     init_deepspeed_comm(training_args)
@@ -145,7 +159,16 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: Tr
     )
     apply_bounds_to_processor(processor, bounds)
     logger.info("image pixel bounds: %s", dict(processor.image_processor.size))
-    dataset = SupervisedDataset(source, processor, policy, bounds, data_args.max_seq_length, indices=indices)
+    dataset = SupervisedDataset(
+        source,
+        processor,
+        policy,
+        bounds,
+        data_args.max_seq_length,
+        indices=report.good if report is not None else None,
+        skip_bad_samples=data_args.skip_bad_samples,
+    )
+    del report
 
     # --- trainer ---
     trainer = SFTTrainer(
@@ -168,6 +191,12 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: Tr
         logger.warning(
             "%d records were skipped for max_seq_length=%d", dataset.skipped.value, data_args.max_seq_length
         )
+    if dataset.unusable.value:
+        logger.warning(
+            "%d records were skipped during training because their data turned bad after the start-up check "
+            "(--skip_bad_samples; each is logged above with file, record and problem)",
+            dataset.unusable.value,
+        )
 
     # --- save ---
     trainer.save_model(training_args.output_dir)
@@ -184,15 +213,23 @@ def cli(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"tinyrs-sft train: error: {err}\n")
         raise SystemExit(2) from None
     if training_args.dry_run:
-        # Launch scripts use this so that a renamed flag fails here, not on a cluster.
+        # Launch scripts use this so that a renamed flag, a missing file or a bad setting fails here, not on a cluster.
         setup_logging(training_args)
-        logger.info("dry run: arguments are valid\n%s\n%s", model_args, data_args)
+        logger.info("dry run: arguments parse\n%s\n%s", model_args, data_args)
+        problems = dry_run(model_args, data_args, training_args)
+        for problem in problems:
+            sys.stderr.write(f"tinyrs-sft train: error: {problem}\n")
+        if problems:
+            sys.stderr.write(f"tinyrs-sft train: dry run found {len(problems)} problem(s)\n")
+            raise SystemExit(1)
+        logger.info("dry run: arguments are valid, the paths exist and the sampled records are good")
         return
     try:
         main(model_args, data_args, training_args)
     except (DataError, OutputDirError) as err:
         # A DataError from a data-loader worker carries the worker's traceback text: keep its last line.
         message = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
+        message = message.removeprefix(f"{type(err).__module__}.{type(err).__name__}: ")
         sys.stderr.write(f"tinyrs-sft train: error: {message}\n")
         raise SystemExit(1) from None
     except OSError as err:
