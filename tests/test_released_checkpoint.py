@@ -177,8 +177,7 @@ def sft_records(path: Path) -> Path:
 
 
 def run_sft(output_dir: Path, data: Path, *extra: str) -> None:
-    from tinyrs_sft.config import parse_args
-    from tinyrs_sft.train import main
+    from tinyrs_sft.train import cli
 
     argv = [
         "--model_id", str(CHECKPOINT), "--data_path", str(data), "--image_folder", str(REFERENCE),
@@ -187,7 +186,7 @@ def run_sft(output_dir: Path, data: Path, *extra: str) -> None:
         "--logging_steps", "1", "--save_strategy", "no", "--disable_tqdm", "True",
         "--dataloader_num_workers", "0", "--seed", "0", *extra,
     ]  # fmt: skip
-    main(*parse_args(argv))
+    cli(argv)  # the `tinyrs-sft train` / `python -m tinyrs_sft.train` entry point
 
 
 def test_sft_trains_from_released_checkpoint_and_keeps_its_bounds(meta, tmp_path):
