@@ -92,13 +92,16 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
     logger.info("judge: %s", judge if judge is not None else "none (open-ended rows are dropped)")
 
     # ---- processor (the checkpoint's pixel bounds unless --min_pixels / --max_pixels are given) --------------------
-    processor = load_processor(
-        model_args.model_name_or_path,
-        min_pixels=script_args.min_pixels,
-        max_pixels=script_args.max_pixels,
-        revision=model_args.model_revision,
-        trust_remote_code=training_args.trust_remote_code,
-    )
+    try:
+        processor = load_processor(
+            model_args.model_name_or_path,
+            min_pixels=script_args.min_pixels,
+            max_pixels=script_args.max_pixels,
+            revision=model_args.model_revision,
+            trust_remote_code=training_args.trust_remote_code,
+        )
+    except ValueError as exc:  # bounds that do not fit the checkpoint's, or no pixel-bounded image processor
+        raise UsageError(f"{model_args.model_name_or_path}: {exc}") from None
 
     # ---- data -----------------------------------------------------------------------------------------------------
     try:

@@ -51,3 +51,50 @@ def test_report_round_trip_and_single_process_check() -> None:
 
     with pytest.raises(DatasetError, match="bad row"):
         check_once(failing)
+
+
+RANK_SCRIPT = """
+import json, os, sys
+from accelerate import PartialState
+from tinyrs_grpo.data import DatasetError, SplitReport
+from tinyrs_grpo.scan import check_once
+
+state = PartialState(cpu=True)
+calls = []
+
+def check():
+    calls.append(state.process_index)
+    if sys.argv[1] == "fail":
+        raise DatasetError("split 'train': 1 bad row(s): row 3: empty problem")
+    return SplitReport(split="train", rows_in=4, rows_out=2, kept=[0, 2])
+
+try:
+    result = check_once(check).kept
+except DatasetError as exc:
+    result = str(exc)
+with open(os.path.join(sys.argv[2], f"rank{state.process_index}.json"), "w") as f:
+    json.dump({"calls": calls, "result": result}, f)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["ok", "fail"])
+def test_check_once_runs_on_the_main_process_only(tmp_path: Path, mode: str) -> None:
+    """Two CPU processes (gloo): only rank 0 checks; rank 1 receives the report, or the same one-line error."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    script = tmp_path / "ranks.py"
+    script.write_text(RANK_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           str(script), mode, str(tmp_path)]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["calls"] == [0] and ranks[1]["calls"] == []
+    expected = [0, 2] if mode == "ok" else "split 'train': 1 bad row(s): row 3: empty problem"
+    assert ranks[0]["result"] == ranks[1]["result"] == expected
