@@ -16,8 +16,17 @@ from tinyrs_grpo.text import REASONING_SYSTEM_PROMPT, normalize_answer, parse_bo
 SOLUTION_KEYS = ("answer_type", "answer", "question", "image_base64")
 
 
+# JSON/JSONL records whose image path is refused by the path policy carry the reason here until the row check
+# reports them as bad rows (counted, skippable); the column never reaches the trainer.
+REFUSAL_COLUMN = "_tinyrs_image_refused"
+
+
 class BadRowError(ValueError):
     """A dataset row that cannot be trained on."""
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be trained on (bad rows listed in the message)."""
 
 
 def normalize_prompt(prompt: Any) -> list[dict]:
