@@ -87,6 +87,7 @@ class Preset:
     vision_depth: int
     vision_embed_dim: int
     vision_num_heads: int
+    rope_theta: float = 1000000.0
     # Keep <reasoning>, </reasoning>, <answer>, </answer> as single tokens. The Qwen2 split regex cuts them into
     # "<", "answer", ">" pieces (so "<answer>" and "</answer>" end alike); a 2 B model copes, a 5 M one trained for
     # minutes confuses the two and ends its output right after "<answer>".
@@ -115,11 +116,15 @@ PRESETS: dict[str, Preset] = {
         num_hidden_layers=4,
         num_attention_heads=8,
         num_key_value_heads=4,
-        # MRoPE sections (t, h, w) of the 16 rotary frequency pairs; Qwen2-VL gives w the lowest frequencies. With
-        # (4, 6, 6) and rope_theta 1e6 one image column turns the keys by at most 2e-4 rad, so the language model
-        # cannot tell image columns apart (grounding, "where" questions); (1, 1, 14) gives a row 0.42 rad and a column
-        # 0.18 rad and lower. Text positions use all 16 pairs whatever the split.
-        mrope_section=(1, 1, 14),
+        # MRoPE sections (t, h, w) of the 16 rotary frequency pairs, highest frequencies first, so w always gets the
+        # lowest. The language model reads where an object is only through these rotations (no absolute position
+        # reaches the image features), so they must turn visibly from one image row or column to the next: with the
+        # real rope_theta 1e6, (4, 6, 6) turns a column by at most 2e-4 rad and grounding cannot be learnt; theta 10
+        # with (2, 7, 7) gives rows 0.75-0.32 rad and columns 0.28-0.12 rad per token. Measured on held-out images
+        # (one target among distractors, 200 steps): 22% box hits with 7 distinct boxes vs 9% and 3 with theta 1e6 and
+        # (1, 1, 14). Demo texts are short (< 200 tokens), so the low theta costs nothing there.
+        mrope_section=(2, 7, 7),
+        rope_theta=10.0,
         vision_depth=4,
         vision_embed_dim=128,
         vision_num_heads=4,
@@ -224,7 +229,7 @@ def build_model(preset: Preset, tokenizer, seed: int):
             "max_position_embeddings": 4096,
             "rope_parameters": {
                 "rope_type": "default",
-                "rope_theta": 1000000.0,
+                "rope_theta": preset.rope_theta,
                 "mrope_section": list(preset.mrope_section),
             },
             "tie_word_embeddings": False,

@@ -130,3 +130,19 @@ def test_small_preset_keeps_reasoning_tags_whole():
     ids = [tok.convert_tokens_to_ids(t) for t in QWEN2VL_SPECIAL_TOKENS]
     assert ids == list(range(ids[0], ids[0] + len(ids)))
     assert tok.convert_tokens_to_ids("<reasoning>") > ids[-1]
+
+
+def test_small_preset_rotations_tell_image_rows_and_columns_apart():
+    """The language model locates objects only through MRoPE: one image row or column must turn the keys visibly.
+
+    With the real rope_theta (1e6) a 4x4-token image's columns differ by under 0.2 rad and grounding is not learnt at
+    this size (measured: 9% vs 88% held-out box hits after 300 steps); the small preset must keep a usable rotation.
+    """
+    from make_tiny_model import PRESETS
+
+    spec = PRESETS["small"]
+    pairs = spec.hidden_size // spec.num_attention_heads // 2
+    freqs = [spec.rope_theta ** (-i / pairs) for i in range(pairs)]
+    t, h, _ = spec.mrope_section
+    rows, cols = freqs[t : t + h], freqs[t + h :]
+    assert max(rows) >= 0.5 and max(cols) >= 0.25, (rows, cols)
