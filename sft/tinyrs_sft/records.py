@@ -1,19 +1,18 @@
-"""Reading and validating LLaVA-style records (JSON list or JSONL), without a model.
+"""Validating LLaVA-style records (JSON list or JSONL), without a model.
 
-Records are read lazily: both formats are indexed by byte offset once and a record is parsed when it is asked for
-(the original parsed a JSON list whole and kept it). Images are never decoded here except with ``verify``: the check
-reads the header (Pillow) and the file's end (``imagecheck.truncation_problem``: a file cut short is caught).
-Every problem is reported as one line naming the file, the record index and the record's ``id``.
+Reading is ``record_source.py`` (records indexed by byte offset, parsed when asked for). Images are never decoded
+here except with ``verify``: the check reads the header (Pillow) and the file's end
+(``imagecheck.truncation_problem``: a file cut short is caught). Every problem is reported as one line naming the
+file, the record index and the record's ``id``.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import os
 import re
 import warnings
-from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from PIL import Image
 
 from tinyrs_sft.constants import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_PLACEHOLDER, ROLE_MAP, VIDEO_PLACEHOLDER
 from tinyrs_sft.imagecheck import truncation_problem
+from tinyrs_sft.record_source import DataError, RecordSource  # noqa: F401 - RecordSource is imported from here too
 
 
 logger = logging.getLogger(__name__)
@@ -29,150 +29,12 @@ logger = logging.getLogger(__name__)
 # The Qwen2-VL image processor refuses images whose long side is more than 200 times the short one.
 MAX_ASPECT_RATIO = 200
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
-_SPACE = re.compile(r"[ \t\n\r]*")
-_UTF8_BOM = b"\xef\xbb\xbf"
-
-
-def _skip_space(text: str, pos: int) -> int:
-    """Index of the first non-whitespace character (JSON whitespace) at or after ``pos``."""
-    return _SPACE.match(text, pos).end()
-
-
-class DataError(ValueError):
-    """A problem with the training data; the message names file, record index and id."""
 
 
 def record_label(path: str | os.PathLike, index: int, record: Any) -> str:
     """The prefix used by every message about one record: ``FILE: record INDEX (id=ID)``."""
     rid = record.get("id") if isinstance(record, dict) else None
     return f"{path}: record {index} (id={rid!r})"
-
-
-class RecordSource:
-    """Random access to the records of one JSON-list or JSONL file, holding only their byte offsets in memory.
-
-    Both formats are indexed once (a JSON list is parsed record by record and each record's byte range kept; a JSONL
-    file by line offsets) and each record is parsed again when asked for, so a list of a million records costs
-    about 16 MB of offsets instead of the gigabytes of a parsed list. Malformed JSONL lines surface as
-    :class:`DataError` from :meth:`__getitem__` (so a scan can report them all).
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise DataError(f"{self.path}: data file not found")
-        self._starts = array("q")
-        self._ends: array | None = None  # JSON list: end of each record; JSONL: None (read to the end of the line)
-        self._file: Any = None
-        self._file_pid = -1
-        if self.path.suffix.lower() == ".jsonl":
-            self._index_lines()
-            return
-        with self.path.open("rb") as f:
-            head = f.read(4096)
-        head = head.removeprefix(_UTF8_BOM).lstrip()
-        if head.startswith(b"["):
-            self._index_list()
-        elif head.startswith(b"{") and not self._is_one_json_value():  # one object per line in a .json file
-            self._index_lines()
-        else:
-            self._refuse_non_list()
-
-    def _read_text(self) -> tuple[str, int]:
-        """The file as text (without a UTF-8 byte-order mark) and the byte length of the mark it had (0 or 3)."""
-        raw = self.path.read_bytes()
-        bom = len(_UTF8_BOM) if raw.startswith(_UTF8_BOM) else 0
-        try:
-            return raw[bom:].decode("utf-8"), bom
-        except UnicodeDecodeError as err:
-            raise DataError(f"{self.path}: not UTF-8 text (byte {err.start + bom}: {err.reason})") from err
-
-    def _is_one_json_value(self) -> bool:
-        try:
-            json.loads(self._read_text()[0])
-        except (json.JSONDecodeError, DataError):
-            return False
-        return True
-
-    def _refuse_non_list(self) -> None:
-        try:
-            data = json.loads(self._read_text()[0])
-        except json.JSONDecodeError as err:
-            raise DataError(f"{self.path}: not valid JSON ({err})") from err
-        raise DataError(f"{self.path}: expected a JSON list of records, got {type(data).__name__}")
-
-    def _index_list(self) -> None:
-        """Parse the list one record at a time and keep each record's byte range (the records are not kept)."""
-        text, bom = self._read_text()
-        ascii_only = text.isascii()
-        decoder = json.JSONDecoder()
-        starts, ends = self._starts, array("q")
-        pos = _skip_space(text, 0) + 1  # after '['
-        pos = _skip_space(text, pos)
-        byte_pos, char_pos = bom, 0  # byte offset of char_pos in the file (counted only for non-ASCII text)
-
-        def to_bytes(offset: int) -> int:
-            nonlocal byte_pos, char_pos
-            if ascii_only:
-                return offset + bom
-            byte_pos += len(text[char_pos:offset].encode("utf-8"))
-            char_pos = offset
-            return byte_pos
-
-        try:
-            if text.startswith("]", pos):
-                end = pos + 1
-            else:
-                while True:
-                    _, end = decoder.raw_decode(text, pos)
-                    starts.append(to_bytes(pos))
-                    ends.append(to_bytes(end))
-                    pos = _skip_space(text, end)
-                    if text.startswith(",", pos):
-                        pos = _skip_space(text, pos + 1)
-                        continue
-                    if text.startswith("]", pos):
-                        end = pos + 1
-                        break
-                    raise json.JSONDecodeError("expected ',' or ']' after a record", text, pos)
-            if _skip_space(text, end) != len(text):
-                raise json.JSONDecodeError("extra data after the list", text, _skip_space(text, end))
-        except json.JSONDecodeError as err:
-            raise DataError(f"{self.path}: not valid JSON ({err})") from err
-        self._ends = ends
-
-    def _index_lines(self) -> None:
-        starts = self._starts
-        with self.path.open("rb") as f:
-            pos = 0
-            for line in f:
-                if line.strip():
-                    starts.append(pos)
-                pos += len(line)
-
-    def _handle(self) -> Any:
-        """One open file per process (data-loader workers are forked: each opens its own)."""
-        if self._file is None or self._file_pid != os.getpid():
-            self._file = self.path.open("rb")
-            self._file_pid = os.getpid()
-        return self._file
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_file": None, "_file_pid": -1}
-
-    def __len__(self) -> int:
-        return len(self._starts)
-
-    def __getitem__(self, index: int) -> Any:
-        f = self._handle()
-        f.seek(self._starts[index])
-        raw = f.readline() if self._ends is None else f.read(self._ends[index] - self._starts[index])
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{self.path}: record {index} (id=None): line is not valid JSON ({err})") from err
-        except UnicodeDecodeError as err:
-            raise DataError(f"{self.path}: record {index} (id=None): line is not UTF-8 ({err.reason})") from err
 
 
 @dataclass(frozen=True)
@@ -195,15 +57,21 @@ def as_path_list(value: Any) -> list[str] | None:
     return None
 
 
+@functools.lru_cache(maxsize=16)
+def _absolute_folder(cwd: str, folder: str) -> str:
+    """The normalised absolute image folder (cached: the start-up check resolves a path per record)."""
+    return os.path.normpath(os.path.join(cwd, folder))
+
+
 def resolve_media_path(name: str, policy: MediaPolicy) -> Path:
     """Join ``name`` to the image folder; refuse URLs, absolute paths and ``..`` escapes unless allowed."""
     if not name.strip():
         raise DataError("empty media path")
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", name):
         raise DataError(f"remote media are not supported (download them first): {short(repr(name))}")
-    folder = os.path.normpath(os.path.abspath(policy.image_folder))
+    folder = _absolute_folder(os.getcwd(), str(policy.image_folder))
     candidate = os.path.normpath(os.path.join(folder, name))
-    inside = os.path.commonpath([folder, candidate]) == folder
+    inside = candidate == folder or candidate.startswith(folder.rstrip(os.sep) + os.sep)
     if (os.path.isabs(name) or not inside) and not policy.allow_external_paths:
         raise DataError(
             f"media path {short(repr(name))} points outside --image_folder {str(policy.image_folder)!r} "
