@@ -49,6 +49,7 @@ def test_sft_scripts_parse(script, demo_data_dir, tiny_model_dir, tmp_path):
     assert "DeepSpeed ZeRO stage 3" in proc.stderr and "precision bf16" in proc.stderr
 
 
+@pytest.mark.slow  # ~10 s of subprocess start-up; tests/sft/test_dry_run.py covers the same check in-process
 def test_sft_script_dry_run_fails_without_data(tiny_model_dir, tmp_path):
     # It used to say "arguments are valid" for a missing data file.
     env = {"DATA_PATH": str(tmp_path / "missing.json"), "MODEL_NAME": str(tiny_model_dir)}
