@@ -20,6 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 export DS_ACCELERATOR ?= $(shell $(PYTHON) -c "import shutil,sys; sys.stdout.write('' if shutil.which('nvidia-smi') else 'cpu')")
 PYTEST_ARGS ?=
 FRESH ?= 0
+SEED ?= 0
 
 .PHONY: setup test test-slow test-gpu test-browser lint style demo chat clean-venv
 
@@ -60,7 +61,7 @@ style: setup
 	$(VENV)/bin/ruff format .
 
 demo: setup
-	$(PY) scripts/run_demo.py --output_dir demo_out $(if $(filter 1,$(FRESH)),--fresh,)
+	$(PY) scripts/run_demo.py --output_dir demo_out --seed $(SEED) $(if $(filter 1,$(FRESH)),--fresh,)
 
 # The chat page on the demo's latest checkpoint (after `make demo`): http://127.0.0.1:7860 (CHAT_ARGS for more flags).
 CHAT_ARGS ?=

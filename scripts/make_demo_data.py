@@ -83,7 +83,7 @@ SCALES: dict[str, dict[str, int]] = {
         "sft_count": 250,
         "sft_comp": 350,
         "sft_rural": 120,
-        "sft_vg": 550,
+        "sft_vg": 800,
         "sft_mc": 200,
         "sft_multi_image": 20,
         "sft_text_only": 20,
@@ -94,8 +94,9 @@ SCALES: dict[str, dict[str, int]] = {
     },
 }
 
-# Image sizes (width, height). Train scenes are mostly square; eval has more non-square images.
-TRAIN_SIZES = ((112, 112), (112, 112), (112, 112), (112, 84))
+# Image sizes (width, height). Train scenes are mostly square; eval has more non-square images. Every eval size is
+# also a train size: a 3x4-token image puts boxes on another grid (multiples of 333), which cannot be guessed.
+TRAIN_SIZES = ((112, 112), (112, 112), (112, 84), (84, 112))
 TEST_SIZES = ((112, 112), (112, 84), (84, 112))
 PNG_COMPRESS_LEVEL = 1  # fast zlib level: PNG encoding dominates the build time
 CELL = 28  # objects of ordinary scenes sit one per 28x28 cell (one merged Qwen2-VL token)

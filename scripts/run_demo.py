@@ -16,6 +16,8 @@ stages that finished (a ``DONE`` marker written last) unless ``--fresh`` (``make
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -31,6 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 BIN = Path(PY).parent
 REASONING_TEMPLATE = REPO / "eval" / "configs" / "qwen2_thinking_template.json"
+# Float results depend on how many threads split each reduction: the demo pins the count so that two runs of
+# `make demo` give the same table on any machine with at least this many cores (fewer cores: same numbers, slower).
+DEMO_THREADS = 2
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
@@ -39,6 +44,8 @@ OFFLINE_ENV = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "PYTHONUNBUFFERED": "1",
+    "OMP_NUM_THREADS": str(DEMO_THREADS),
+    "MKL_NUM_THREADS": str(DEMO_THREADS),
 }
 
 
@@ -53,9 +60,10 @@ class Budget:
     cot_epochs: float = 3.0
     # CoT-SFT continues from the SFT model: a gentler rate keeps what SFT learned (at 1e-3 it forgot classification).
     cot_lr: str = "3e-4"
-    grpo_steps: int = 8
+    grpo_steps: int = 100
     eval_limit: int | None = None
     train_limit_steps: int | None = None  # caps every SFT stage (quick mode only)
+    seed: int = 0  # of every training stage; the data and the base model are always built with seed 0
 
 
 FULL = Budget()
@@ -78,7 +86,7 @@ def free_port() -> int:
 
 
 def stage_env() -> dict[str, str]:
-    env = dict(os.environ, **OFFLINE_ENV)
+    env = dict(os.environ, **OFFLINE_ENV)  # the pinned values win over the caller's
     if shutil.which("nvidia-smi") is None:
         env.setdefault("DS_ACCELERATOR", "cpu")
     # Let the Python processes import the sibling scripts (make_tiny_model uses make_demo_data's corpus).
@@ -125,6 +133,7 @@ def sft_command(
         "--image_folder", str(out / "data" / "images"),
         "--output_dir", str(out / name),
         "--num_train_epochs", str(epochs),
+        "--seed", str(budget.seed),
         *extra,
     ]  # fmt: skip
     if budget.train_limit_steps:
@@ -141,6 +150,7 @@ def grpo_command(out: Path, model: Path, budget: Budget) -> list:
         "--dataset_name", str(out / "data" / "grpo"),
         "--output_dir", str(out / "grpo"),
         "--max_steps", str(budget.grpo_steps),
+        "--seed", str(budget.seed),
     ]  # fmt: skip
 
 
@@ -175,6 +185,9 @@ STAGES = [
 ]
 
 
+TRAINED_STAGES = ("pretrain", "sft", "cot_sft", "grpo")
+
+
 def summary_table(out: Path) -> str:
     """One markdown table: a row per benchmark, strict and legacy columns per stage."""
     results = {}
@@ -190,12 +203,35 @@ def summary_table(out: Path) -> str:
         cells = []
         for stage, _, _ in STAGES:
             bench = results[stage][key]
-            cells += [_pct(bench["strict"].get(metric)), _pct(bench["legacy"].get(metric))]
+            cells += [_pct(_headline(bench, "strict")), _pct(_headline(bench, "legacy"))]
         rows.append(f"| {key} | {metric} | " + " | ".join(cells) + " |")
+    cells = []
+    for stage, _, _ in STAGES:
+        for mode in ("strict", "legacy"):
+            values = [_headline(b, mode) for b in results[stage].values()]
+            values = [v for v in values if v is not None]
+            cells.append(_pct(sum(values) / len(values) if values else None))
+    rows.append("| **mean** | | " + " | ".join(cells) + " |")
     malformed = " | ".join(f"{s}: {sum(b['malformed'] for b in results[s].values())}" for s, _, _ in STAGES)
     rows.append("")
     rows.append(f"Malformed outputs (no answer extractable), all benchmarks: {malformed}.")
     return "\n".join(rows) + "\n"
+
+
+def _headline(bench: dict, mode: str) -> float | None:
+    metric = "precision@0.5" if bench["task_type"] == "bbox" else "accuracy"
+    return bench[mode].get(metric)
+
+
+def _commit() -> str:
+    """The checkout's commit (with '+changes' when tracked files differ from it), so a table names what made it."""
+    try:
+        git = functools.partial(subprocess.run, cwd=REPO, capture_output=True, text=True, check=True)
+        head = git(["git", "rev-parse", "--short", "HEAD"])
+        dirty = git(["git", "status", "--porcelain", "--untracked-files=no"])
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
 def _pct(value) -> str:
@@ -207,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output_dir", default="demo_out")
     parser.add_argument("--fresh", action="store_true", help="redo every stage")
     parser.add_argument("--quick", action="store_true", help="reduced budget (tiny model, small data, few steps)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every training stage (for the spread over seeds)")
     args = parser.parse_args(argv)
-    budget = QUICK if args.quick else FULL
+    budget = dataclasses.replace(QUICK if args.quick else FULL, seed=args.seed)
     out = Path(args.output_dir).resolve()
     if args.fresh and out.exists():
         shutil.rmtree(out)
@@ -281,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = (
         f"# TinyRS demo summary\n\nStrict and legacy scores (%) of every stage's checkpoint on the demo "
         f"benchmarks (`--task all`).\n\n{table}\nStage timings this run: {timing_line or 'all reused'}; "
-        f"total {total:.0f} s.\n"
+        f"total {total:.0f} s.\n\nCommit {_commit()}, training seed {budget.seed}, {DEMO_THREADS} threads per "
+        f"process, {time.strftime('%Y-%m-%d')}.\n"
     )
     (out / "summary.md").write_text(summary, encoding="utf-8")
     run_stage(
@@ -291,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             str(BIN / "tinyrs-eval"),
             "report",
             *[str(out / "eval" / s) for s, _, _ in STAGES],
+            *[arg for s, _, _ in STAGES for arg in ("--label", f"{s}={out / 'eval' / s}")],
+            *[arg for s in TRAINED_STAGES for arg in ("--train", f"{s}={out / s}")],
             "--output",
             str(out / "report.html"),
         ],
