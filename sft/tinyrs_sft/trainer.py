@@ -24,14 +24,24 @@ class SFTTrainer(Trainer):
     tokens of the whole global batch, ``num_items_in_batch``, and the model divides the summed token losses by it).
     ``micro_batch`` stops that count, so the model returns the mean over each micro-batch's supervised tokens and the
     Trainer divides it by the accumulation steps; data-parallel ranks average their gradients (the original).
+    ``per_sample`` averages each record's token losses first and then the records of the micro-batch, so that tasks
+    with one-word answers are not drowned by tasks whose answers are long (boxes, reasoning) in a multi-task mix.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        if getattr(self.args, "loss_normalization", "global_tokens") == "micro_batch":
+        if getattr(self.args, "loss_normalization", "global_tokens") in ("micro_batch", "per_sample"):
             self.model_accepts_loss_kwargs = False  # no num_items_in_batch: mean per micro-batch
             self.loss_is_scaled_for_ga = False  # ...then divided by the gradient accumulation steps
         logger.info("loss normalisation: %s", getattr(self.args, "loss_normalization", "global_tokens"))
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, **kwargs: Any):
+        if getattr(self.args, "loss_normalization", "global_tokens") != "per_sample":
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = per_sample_loss(outputs.logits, labels)
+        return (loss, outputs) if return_outputs else loss
 
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
         if self.optimizer is not None:
@@ -79,3 +89,22 @@ class SFTTrainer(Trainer):
         # tinyrs_sft.checkpoints.load_model_weights); DeepSpeed / PEFT checkpoints keep the Trainer's path.
         if not load_model_weights(self, resume_from_checkpoint, model):
             super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+
+def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over the records of each record's mean next-token loss on its supervised (label != -100) tokens.
+
+    Records without a supervised token are left out; a micro-batch without any gives a zero loss that still reaches
+    every parameter (so ZeRO-3 ranks stay in step).
+    """
+    shift_logits = logits[:, :-1, :].float()
+    shift_labels = labels[:, 1:].to(shift_logits.device)
+    token_loss = torch.nn.functional.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=-100, reduction="none"
+    ).view(shift_labels.shape)
+    counts = (shift_labels != -100).sum(dim=1)
+    has_tokens = counts > 0
+    if not bool(has_tokens.any()):
+        return shift_logits.sum() * 0.0
+    per_record = token_loss.sum(dim=1)[has_tokens] / counts[has_tokens]
+    return per_record.mean()

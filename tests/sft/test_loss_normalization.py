@@ -6,6 +6,9 @@ land in the first optimizer step:
 * ``global_tokens``: (S1 + S2) / (n1 + n2)   (sum of token losses over every supervised token of the global batch)
 * ``micro_batch``:   (S1 / n1 + S2 / n2) / 2 (mean per micro-batch, averaged over the accumulation steps)
 
+and ``per_sample`` with both records in ONE micro-batch (batch 2, no accumulation), where ``micro_batch`` would give
+(S1 + S2) / (n1 + n2) but ``per_sample`` must give (S1 / n1 + S2 / n2) / 2.
+
 where S_i is the summed next-token cross-entropy of record i and n_i its supervised-token count.
 """
 
@@ -70,12 +73,14 @@ def expected_gradients(model_dir, data_path, image_folder, mode: str) -> tuple[f
     configure_trainable(model, freeze_vision_tower=False, freeze_llm=False, tune_merger=True)
     (s1, n1), (s2, n2) = token_loss_sums(model, [collate([dataset[0]]), collate([dataset[1]])])
     assert n1 != n2 and min(n1, n2) > 0, (n1, n2)  # the test needs uneven token counts
-    loss = (s1 + s2) / (n1 + n2) if mode == "global_tokens" else (s1 / n1 + s2 / n2) / 2
+    loss = (s1 + s2) / (n1 + n2) if mode == "global_tokens" else (s1 / n1 + s2 / n2) / 2  # micro_batch, per_sample
     loss.backward()
     return loss.item(), {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def trained_gradients(monkeypatch, model_dir, data_path, image_folder, out, mode: str) -> GradientCapture:
+def trained_gradients(
+    monkeypatch, model_dir, data_path, image_folder, out, mode: str, batch: int = 1, accumulation: int = 2
+) -> GradientCapture:
     import tinyrs_sft.train as train_module
 
     capture = GradientCapture()
@@ -90,7 +95,8 @@ def trained_gradients(monkeypatch, model_dir, data_path, image_folder, out, mode
         "--model_id", str(model_dir), "--data_path", str(data_path), "--image_folder", str(image_folder),
         "--output_dir", str(out), "--use_cpu", "True", "--report_to", "none", "--save_strategy", "no",
         "--disable_tqdm", "True", "--dataloader_num_workers", "0", "--tune_merger", "True", "--seed", "0",
-        "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "2", "--max_steps", "1",
+        "--per_device_train_batch_size", str(batch), "--gradient_accumulation_steps", str(accumulation),
+        "--max_steps", "1",
         "--logging_steps", "1", "--max_grad_norm", "0", "--learning_rate", "1e-3",
         "--loss_normalization", mode,
     ]  # fmt: skip
@@ -124,6 +130,23 @@ def test_both_normalisations_give_the_gradient_they_document(
         assert (got - want).norm() < GRAD_RTOL * want.norm(), mode
 
 
+def test_per_sample_weighs_records_equally_inside_one_micro_batch(
+    tiny_model_dir, data_dir, write_json, simple_record, monkeypatch, tmp_path
+):
+    data = write_json(data_dir / "train.json", [simple_record(0, "a.png", SHORT), simple_record(1, "b.png", LONG)])
+    images = data_dir / "images"
+    loss, grads = expected_gradients(tiny_model_dir, data, images, "per_sample")
+    token_mean, _ = expected_gradients(tiny_model_dir, data, images, "global_tokens")
+    assert abs(loss - token_mean) > 20 * LOSS_RTOL * abs(loss)  # what a token mean over the micro-batch would give
+    capture = trained_gradients(
+        monkeypatch, tiny_model_dir, data, images, tmp_path / "ps", "per_sample", batch=2, accumulation=1
+    )
+    assert capture.loss == pytest.approx(loss, rel=LOSS_RTOL)
+    got = torch.cat([capture.grads[n].flatten() for n in grads])
+    want = torch.cat([g.flatten() for g in grads.values()])
+    assert (got - want).norm() < GRAD_RTOL * want.norm()
+
+
 def test_unknown_normalisation_is_refused(tmp_path):
     with pytest.raises(ValueError, match="loss_normalization"):
-        parse_args(["--data_path", "x.json", "--output_dir", str(tmp_path), "--loss_normalization", "per_sample"])
+        parse_args(["--data_path", "x.json", "--output_dir", str(tmp_path), "--loss_normalization", "per_batch"])
