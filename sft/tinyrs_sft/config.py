@@ -194,7 +194,8 @@ class TrainingArguments(transformers.TrainingArguments):
             "help": "global_tokens: token losses summed over the whole global batch (all accumulation steps and "
             "devices) and divided by its supervised-token count (transformers 5). micro_batch: mean over the "
             "supervised tokens of each micro-batch, averaged over accumulation steps and devices (the original, "
-            "used by the paper recipes)."
+            "used by the paper recipes). per_sample: mean over each record's supervised tokens, then over the records "
+            "(a one-word answer weighs as much as a 20-token box; the CPU demo's multi-task recipe)."
         },
     )
     allow_deepspeed_optimizer: bool = field(
@@ -241,7 +242,7 @@ class TrainingArguments(transformers.TrainingArguments):
 
 
 ARG_CLASSES = (ModelArguments, DataArguments, TrainingArguments)
-LOSS_NORMALIZATIONS = ("global_tokens", "micro_batch")
+LOSS_NORMALIZATIONS = ("global_tokens", "micro_batch", "per_sample")
 
 
 def parse_name_list(value: Any, default: list[str]) -> list[str]:
