@@ -81,13 +81,13 @@ SCALES: dict[str, dict[str, int]] = {
         "sft_cls": 300,
         "sft_presence": 600,
         "sft_count": 250,
-        "sft_comp": 350,
+        "sft_comp": 450,
         "sft_rural": 120,
         "sft_vg": 800,
         "sft_mc": 200,
         "sft_multi_image": 20,
         "sft_text_only": 20,
-        "cot_per_task": 100,
+        "cot_per_task": 150,
         "grpo_train": 240,
         "grpo_test": 48,
         "eval_per_benchmark": 50,
@@ -195,7 +195,8 @@ QUADRANTS = ("top left", "top right", "bottom left", "bottom right")
 
 CAPTION = "An aerial image of {place}{objects}."
 R_CLS = "The background is mostly {colour} with {texture}, which is typical of {cls}."
-R_PRESENT = "I look for {shapes}, which mark {plural}. I can see {count_phrase}."
+# Presence reasoning names what to look for, not how many: a count is a harder skill than the yes/no it would justify.
+R_PRESENT = "I look for {shapes}, which mark {plural}. I can see at least one."
 R_ABSENT = "I look for {shapes}, which mark {plural}. I cannot see any."
 R_COUNT = "I count the {shapes}, which mark {plural}: there are {n}."
 R_COMP = "I count {count_a} and {count_b}. {na} is {relation} than {nb}."
@@ -530,7 +531,7 @@ def qa_presence(rng: random.Random, sizes: Sizes, index: int, kinds: tuple[str, 
     scene = make_scene(rng, rng.choice(sizes), rng.choice(SCENE_CLASSES), counts, road=road)
     n = scene.count(kind)
     if n:
-        reasoning = R_PRESENT.format(shapes=SHAPES[kind], plural=PLURALS[kind], count_phrase=_plural_phrase(n, kind))
+        reasoning = R_PRESENT.format(shapes=SHAPES[kind], plural=PLURALS[kind])
     else:
         reasoning = R_ABSENT.format(shapes=SHAPES[kind], plural=PLURALS[kind])
     return QA("presence", VQA_TAG, Q_PRESENCE.format(kind=kind), "yes" if n else "no", reasoning, [scene])
@@ -927,7 +928,7 @@ def corpus_texts() -> list[str]:
     for kind in OBJECT_KINDS:
         texts += [
             Q_PRESENCE.format(kind=kind),
-            R_PRESENT.format(shapes=SHAPES[kind], plural=PLURALS[kind], count_phrase=_plural_phrase(2, kind)),
+            R_PRESENT.format(shapes=SHAPES[kind], plural=PLURALS[kind]),
             R_ABSENT.format(shapes=SHAPES[kind], plural=PLURALS[kind]),
             Q_TEXT_ONLY.format(kind=kind),
             f"A {kind} is drawn in {COLOUR_NAMES[kind]}.",

@@ -58,8 +58,9 @@ class Budget:
     pretrain_epochs: float = 1.0
     sft_epochs: float = 3.0
     cot_epochs: float = 3.0
-    # CoT-SFT continues from the SFT model: a gentler rate keeps what SFT learned (at 1e-3 it forgot classification).
-    cot_lr: str = "3e-4"
+    # CoT-SFT continues from the SFT model at a gentler rate than SFT's 1e-3 (which made it forget classification
+    # when the loss was a token mean); at 3e-4 for 130 steps the reasoning texts came out garbled.
+    cot_lr: str = "7e-4"
     grpo_steps: int = 100
     eval_limit: int | None = None
     train_limit_steps: int | None = None  # caps every SFT stage (quick mode only)

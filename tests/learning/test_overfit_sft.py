@@ -93,7 +93,7 @@ def presence_set(learn, folder: Path) -> tuple[list[dict], list[tuple[Path, str]
             if pair < 2:  # two pairs also as chain-of-thought records (reasoning system prompt, tagged answer)
                 shapes, plural = "red rectangles", "buildings"
                 reasoning = (
-                    R_PRESENT.format(shapes=shapes, plural=plural, count_phrase="1 building")
+                    R_PRESENT.format(shapes=shapes, plural=plural)
                     if present
                     else R_ABSENT.format(shapes=shapes, plural=plural)
                 )
