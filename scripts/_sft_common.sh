@@ -15,9 +15,10 @@ MASTER_PORT=${MASTER_PORT:-29400}
 
 ARGS=(
     --deepspeed "$DEEPSPEED_CONFIG"
-    --model_id "$STAGE_MODEL"
-    --data_path "$STAGE_DATA"
+    --model_name_or_path "$STAGE_MODEL"
+    --dataset_name "$STAGE_DATA"
     --image_folder "$STAGE_IMAGES"
+    --training_stage "$STAGE_NAME"
     --remove_unused_columns False
     --freeze_vision_tower False
     --freeze_llm False
@@ -40,9 +41,8 @@ ARGS=(
     --loss_normalization micro_batch
     --logging_steps 1
     --tf32 True
-    --gradient_checkpointing True
+    --activation_checkpointing True
     --report_to tensorboard
-    --lazy_preprocess True
     --save_strategy steps
     --save_steps 200
     --save_total_limit 5

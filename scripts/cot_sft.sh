@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Stage 3, chain-of-thought SFT: TinyRS -> TinyRS-CoT (4xH100, ZeRO-3 offload).
-# Data: huggingface-cli download aybora/VHM_dataset_sft --repo-type dataset --local-dir ../VHM_dataset_sft
+# Data: hf download aybora/VHM_dataset_sft --repo-type dataset --local-dir ../VHM_dataset_sft
 STAGE_MODEL=${MODEL_NAME:-aybora/Qwen2-VL-TinyRS}
 STAGE_DATA=${DATA_PATH:-../VHM_dataset_sft/list_sft_reasoning_oversampled.json}
 STAGE_IMAGES=${IMAGE_FOLDER:-../VHM_dataset_sft}
+STAGE_NAME=cot_sft
 STAGE_OUTPUT=${OUTPUT_DIR:-output/qwen_vhm_cot_sft_2b}
 source "$(dirname "${BASH_SOURCE[0]}")/_sft_common.sh"

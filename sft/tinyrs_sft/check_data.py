@@ -1,6 +1,6 @@
 """``tinyrs-sft check-data``: scan a whole data file (no model needed) and report every bad record.
 
-    tinyrs-sft check-data --data_path data/sft.json --image_folder data/images
+    tinyrs-sft check-data --dataset_name data/sft.json --image_folder data/images
 
 One line per problem (``FILE: record INDEX (id=ID): PROBLEM``), a summary line, exit status 1 if any record is bad.
 Training runs the same scan first (``--check_data``; ``--skip_bad_samples`` skips and counts instead of failing).
@@ -15,11 +15,13 @@ from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tinyrs_sft import __version__
+from tinyrs_sft.cliargs import BOOL_FLAG, EXIT_FAILURE, StrictArgumentParser, UsageError, rewrite_aliases
 from tinyrs_sft.constants import DEFAULT_MAX_IMAGE_PIXELS
 from tinyrs_sft.records import DataError, MediaPolicy, RecordSource, check_record, record_label
 
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("tinyrs_sft")
 
 
 @dataclass
@@ -66,31 +68,46 @@ def default_image_folder(data_path: str | Path, image_folder: str | None) -> Pat
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinyrs-sft check-data", description=__doc__.splitlines()[0])
-    parser.add_argument("--data_path", required=True, help="LLaVA-style JSON list or JSONL file")
+    parser = StrictArgumentParser(prog="tinyrs-sft check-data", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--dataset_name", "--data_path", required=True, help="LLaVA-style JSON list or JSONL file (alias --data_path)"
+    )
     parser.add_argument("--image_folder", default=None, help="folder the media paths are relative to")
     parser.add_argument(
-        "--allow_external_image_paths", action="store_true", help="allow absolute or '..' paths outside the folder"
+        "--allow_external_image_paths",
+        default=False,
+        help="allow absolute or '..' paths outside the folder",
+        **BOOL_FLAG,
     )
     parser.add_argument("--max_image_pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS)
     parser.add_argument(
         "--verify_images",
-        action="store_true",
+        default=False,
         help="decode every image fully (slow); without it the header and the file's end are read (a file cut "
         "short is caught)",
+        **BOOL_FLAG,
     )
+    parser.add_argument("--version", action="version", version=f"tinyrs-sft {__version__}")
     return parser
 
 
+ALIASES = {"--data_path": "--dataset_name"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
     try:
-        source = RecordSource(args.data_path)
+        argv = rewrite_aliases(list(sys.argv[1:] if argv is None else argv), ALIASES, logger)
+    except UsageError as err:
+        parser.error(str(err))
+    args = parser.parse_args(argv)
+    try:
+        source = RecordSource(args.dataset_name)
     except DataError as err:
         sys.stdout.write(f"{err}\n")
-        return 1
+        return EXIT_FAILURE
     policy = MediaPolicy(
-        image_folder=default_image_folder(args.data_path, args.image_folder),
+        image_folder=default_image_folder(args.dataset_name, args.image_folder),
         allow_external_paths=args.allow_external_image_paths,
         max_image_pixels=args.max_image_pixels,
     )
@@ -99,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(line + "\n")
     if not report.total:
         sys.stdout.write(f"{report.path}: no records\n")
-        return 1
+        return EXIT_FAILURE
     sys.stdout.write(f"{report.path}: {report.total} records, {report.n_bad} bad\n")
-    return 1 if report.n_bad else 0
+    return EXIT_FAILURE if report.n_bad else 0
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Command-line and recipe arguments: three dataclasses parsed by ``HfArgumentParser``.
 
 ``--config recipe.yaml`` gives defaults (keys are the field names; an unknown key is an error), flags on the command
-line override them. Every flag of the original TinyRS SFT command is accepted with the same meaning; flags that are
-accepted but do nothing say so in a warning.
+line override them. The model, data and LoRA flags carry TRL's names (``--model_name_or_path``, ``--dataset_name``,
+``--use_peft``, ``--lora_r``, ``--lora_alpha``, ``--output_dir``), as ``tinyrs-grpo`` does. Every flag of the
+original TinyRS SFT command is accepted with the same meaning: the renamed ones as aliases (``ALIASES``, logged
+once), in recipes too; flags that are accepted but do nothing say so in a warning.
 """
 
 from __future__ import annotations
@@ -20,11 +22,22 @@ import transformers
 import yaml
 from transformers import HfArgumentParser
 
+from tinyrs_sft import __version__
+from tinyrs_sft.cliargs import UsageError, canonical_keys, rewrite_aliases, unknown_flags_message
 from tinyrs_sft.constants import DEFAULT_MAX_IMAGE_PIXELS
 from tinyrs_sft.optim import check_deepspeed_config
 
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("tinyrs_sft")
+
+# The original TinyRS flag names -> TRL's names (the canonical ones here and in tinyrs-grpo).
+ALIASES = {
+    "--model_id": "--model_name_or_path",
+    "--data_path": "--dataset_name",
+    "--lora_enable": "--use_peft",
+    "--lora_rank": "--lora_r",
+}
+TRAINING_STAGES = ("auto", "pretraining", "sft", "cot_sft")
 
 
 class NoEffectWarning(UserWarning):
@@ -33,10 +46,11 @@ class NoEffectWarning(UserWarning):
 
 @dataclass
 class ModelArguments:
-    model_id: str = field(
+    model_name_or_path: str = field(
         default="Qwen/Qwen2-VL-2B-Instruct",
         metadata={
-            "help": "Hub id or local folder of a Qwen2-VL / Qwen2.5-VL checkpoint (class read from its config)."
+            "help": "Hub id or local folder of a Qwen2-VL / Qwen2.5-VL checkpoint (class read from its config).",
+            "aliases": ["--model_id"],
         },
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Cache folder for hub downloads."})
@@ -45,15 +59,24 @@ class ModelArguments:
     )
     freeze_vision_tower: bool = field(default=False, metadata={"help": "Freeze the vision tower (ViT)."})
     freeze_llm: bool = field(default=False, metadata={"help": "Freeze the language model and lm_head."})
-    tune_merger: bool = field(
-        default=False, metadata={"help": "Train the vision-language merger (default False, as in the original)."}
+    tune_merger: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Train the vision-language merger. Default: follow the vision tower (trained unless "
+            "--freeze_vision_tower); the original's default was False.",
+            "nargs": "?",
+            "const": True,
+        },
     )
-    lora_enable: bool = field(default=False, metadata={"help": "Train LoRA adapters on the LLM (needs freeze_llm)."})
+    use_peft: bool = field(
+        default=False,
+        metadata={"help": "Train LoRA adapters on the LLM (needs freeze_llm).", "aliases": ["--lora_enable"]},
+    )
     vision_lora: bool = field(
-        default=False, metadata={"help": "Also put LoRA on the vision tower (needs lora_enable, freeze_vision_tower)."}
+        default=False, metadata={"help": "Also put LoRA on the vision tower (needs use_peft, freeze_vision_tower)."}
     )
     use_dora: bool = field(default=False, metadata={"help": "Use DoRA instead of plain LoRA."})
-    lora_rank: int = field(default=64, metadata={"help": "LoRA rank r."})
+    lora_r: int = field(default=64, metadata={"help": "LoRA rank r.", "aliases": ["--lora_rank"]})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
     lora_bias: str = field(default="none", metadata={"help": "LoRA bias: none, all or lora_only."})
@@ -71,18 +94,18 @@ class ModelArguments:
     quant_type: str = field(default="nf4", metadata={"help": "QLoRA: fp4 or nf4."})
 
     def __post_init__(self) -> None:
-        if self.lora_enable and not self.freeze_llm:
-            raise ValueError(
-                "lora_enable=True requires freeze_llm=True (LoRA adapts a frozen LLM), as in the original"
-            )
-        if self.vision_lora and not self.lora_enable:
-            raise ValueError("vision_lora=True requires lora_enable=True")
+        if self.tune_merger is None:
+            self.tune_merger = not self.freeze_vision_tower
+        if self.use_peft and not self.freeze_llm:
+            raise ValueError("use_peft=True requires freeze_llm=True (LoRA adapts a frozen LLM), as in the original")
+        if self.vision_lora and not self.use_peft:
+            raise ValueError("vision_lora=True requires use_peft=True")
         if self.vision_lora and not self.freeze_vision_tower:
             raise ValueError("vision_lora=True requires freeze_vision_tower=True")
         if self.bits not in (4, 8, 16):
             raise ValueError(f"bits must be 4, 8 or 16, got {self.bits}")
-        if self.bits != 16 and not self.lora_enable:
-            raise ValueError(f"bits={self.bits} (quantised base) only works with lora_enable=True")
+        if self.bits != 16 and not self.use_peft:
+            raise ValueError(f"bits={self.bits} (quantised base) only works with use_peft=True")
         if self.lora_bias not in ("none", "all", "lora_only"):
             raise ValueError(f"lora_bias must be none, all or lora_only, got {self.lora_bias!r}")
         if self.quant_type not in ("nf4", "fp4"):
@@ -90,13 +113,6 @@ class ModelArguments:
         if self.lora_weight_path:
             warnings.warn(
                 "--lora_weight_path has no effect (it was unused in the original too)", NoEffectWarning, stacklevel=2
-            )
-        if not self.freeze_vision_tower and not self.tune_merger and not self.vision_lora:
-            warnings.warn(
-                "the vision tower is trained but the merger is frozen (tune_merger=False, the original default); "
-                "pass --tune_merger True to train it too",
-                UserWarning,
-                stacklevel=2,
             )
 
     def lora_exclude_list(self) -> list[str]:
@@ -106,7 +122,9 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    data_path: str | None = field(default=None, metadata={"help": "LLaVA-style JSON list or JSONL file."})
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "LLaVA-style JSON list or JSONL file.", "aliases": ["--data_path"]}
+    )
     image_folder: str | None = field(
         default=None, metadata={"help": "Folder the record image/video paths are relative to (default: data dir)."}
     )
@@ -152,8 +170,17 @@ class DataArguments:
         default=DEFAULT_MAX_IMAGE_PIXELS,
         metadata={"help": "Refuse images with more pixels than this before decoding (decompression-bomb guard)."},
     )
+    training_stage: str = field(
+        default="auto",
+        metadata={
+            "help": "Stage named in the model card (README.md of output_dir): pretraining, sft, cot_sft, or auto "
+            "(read from the data: reasoning answers -> cot_sft, task tags -> sft, else pretraining)."
+        },
+    )
 
     def __post_init__(self) -> None:
+        if self.training_stage not in TRAINING_STAGES:
+            raise ValueError(f"training_stage must be one of {list(TRAINING_STAGES)}, got {self.training_stage!r}")
         if self.lazy_preprocess:
             warnings.warn("--lazy_preprocess has no effect: data is always read lazily", NoEffectWarning, stacklevel=2)
         if self.max_seq_length < 1:
@@ -170,6 +197,10 @@ class DataArguments:
 
 @dataclass
 class TrainingArguments(transformers.TrainingArguments):
+    config: str | None = field(
+        default=None,
+        metadata={"help": "YAML recipe: its keys give the defaults, command-line flags override them."},
+    )
     vision_lr: float | None = field(
         default=None, metadata={"help": "Learning rate of the vision tower (without merger); default learning_rate."}
     )
@@ -260,38 +291,78 @@ def parse_name_list(value: Any, default: list[str]) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def known_keys() -> set[str]:
+    """The recipe keys and flag names (without ``--``) of the three argument classes."""
+    return {f.name for cls in ARG_CLASSES for f in fields(cls) if f.init and f.name != "config"}
+
+
 def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML recipe and check its keys against the argument dataclasses."""
+    """Read a YAML recipe (alias keys renamed to the canonical ones) and check its keys against the dataclasses.
+
+    Raises:
+        UsageError: the file is missing, not a mapping, or has an unknown key.
+    """
     path = Path(path)
-    with path.open() as f:
-        cfg = yaml.safe_load(f) or {}
+    try:
+        with path.open() as f:
+            cfg = yaml.safe_load(f) or {}
+    except OSError as err:
+        raise UsageError(f"--config {path}: {err.strerror or err}") from None
+    except yaml.YAMLError as err:
+        raise UsageError(f"--config {path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(cfg, dict):
-        raise ValueError(f"{path}: a recipe must be a mapping of argument names to values")
-    known = {f.name for cls in ARG_CLASSES for f in fields(cls) if f.init}
+        raise UsageError(f"{path}: a recipe must be a mapping of argument names to values")
+    cfg = canonical_keys(cfg, ALIASES, str(path), logger)
+    known = known_keys()
     unknown = sorted(set(cfg) - known)
     if unknown:
-        raise ValueError(f"{path}: unknown keys {unknown} (keys are the command-line flag names without '--')")
+        hints = unknown_flags_message([f"--{k}" for k in unknown], [f"--{k}" for k in known]).split(": ", 1)[1]
+        raise UsageError(
+            f"{path}: unknown keys {unknown}: {hints.replace('--', '')} (keys are the command-line flag names "
+            "without '--')"
+        )
     ds = cfg.get("deepspeed")
     if isinstance(ds, str) and not Path(ds).exists() and (path.parent / ds).exists():
         cfg["deepspeed"] = str(path.parent / ds)
     return cfg
 
 
+def build_parser(recipe: dict[str, Any] | None = None) -> HfArgumentParser:
+    """The argument parser of ``tinyrs-sft train``, with the recipe's values as defaults."""
+    parser = HfArgumentParser(ARG_CLASSES, prog="tinyrs-sft train", allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"tinyrs-sft {__version__}")
+    if recipe:
+        parser.set_defaults(**recipe)
+        for action in parser._actions:
+            if action.dest in recipe:
+                action.required = False
+    return parser
+
+
 def parse_args(
     argv: list[str] | None = None,
 ) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    """Parse ``--config recipe.yaml`` plus command-line flags (flags win; unknown keys and flags fail)."""
-    pre = argparse.ArgumentParser(add_help=False)
+    """Parse ``--config recipe.yaml`` plus command-line flags (flags win; unknown keys and flags fail).
+
+    Raises:
+        ValueError: a usage error (``UsageError`` for the command line and the recipe, ``ValueError`` from the
+            dataclasses' checks), reported by ``cli`` in one line with exit status 2.
+    """
+    import sys
+
+    argv = rewrite_aliases(list(sys.argv[1:] if argv is None else argv), ALIASES, logger)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--config", default=None)
     known, rest = pre.parse_known_args(argv)
-    parser = HfArgumentParser(ARG_CLASSES)
+    recipe = load_recipe(known.config) if known.config else {}
     if known.config:
-        cfg = load_recipe(known.config)
-        parser.set_defaults(**cfg)
-        for action in parser._actions:
-            if action.dest in cfg:
-                action.required = False
+        recipe["config"] = known.config
+    parser = build_parser(recipe)
+    _, extras = parser.parse_known_args(args=rest)
+    if extras:
+        flags = [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
+        raise UsageError(unknown_flags_message(extras, flags + ["--config"]))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=rest)
-    if data_args.data_path is None:
-        raise ValueError("--data_path is required")
+    if data_args.dataset_name is None:
+        raise UsageError("--dataset_name (or its alias --data_path) is required")
     return model_args, data_args, training_args

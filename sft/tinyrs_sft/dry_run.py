@@ -29,22 +29,22 @@ SAMPLE_RECORDS = 64
 
 
 def model_problem(model_id: str, cache_dir: str | None = None) -> tuple[str | None, str]:
-    """``(problem or None, description)`` of ``--model_id`` without loading anything."""
+    """``(problem or None, description)`` of ``--model_name_or_path`` without loading anything."""
     path = Path(model_id).expanduser()
     if path.is_dir():
         config = path / "config.json"
         if not config.is_file():
-            return f"--model_id {model_id}: the folder has no config.json", ""
+            return f"--model_name_or_path {model_id}: the folder has no config.json", ""
         try:
             model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
         except (OSError, ValueError, AttributeError) as err:
-            return f"--model_id {model_id}: config.json is unreadable ({err})", ""
+            return f"--model_name_or_path {model_id}: config.json is unreadable ({err})", ""
         if model_type not in SUPPORTED_MODEL_TYPES:
             supported = list(SUPPORTED_MODEL_TYPES)
-            return f"--model_id {model_id}: model_type {model_type!r} is not supported ({supported})", ""
+            return f"--model_name_or_path {model_id}: model_type {model_type!r} is not supported ({supported})", ""
         return None, f"local folder, model_type {model_type}"
     if path.exists() or model_id.startswith(("/", "./", "../", "~")) or model_id.count("/") > 1:
-        return f"--model_id {model_id}: model folder not found", ""
+        return f"--model_name_or_path {model_id}: model folder not found", ""
     from huggingface_hub import try_to_load_from_cache
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -52,10 +52,18 @@ def model_problem(model_id: str, cache_dir: str | None = None) -> tuple[str | No
     try:
         validate_repo_id(model_id)
     except HFValidationError as err:
-        return f"--model_id {model_id!r}: neither a model folder nor a valid hub id ({err})", ""
+        return f"--model_name_or_path {model_id!r}: neither a model folder nor a valid hub id ({err})", ""
     cached = try_to_load_from_cache(model_id, "config.json", cache_dir=cache_dir)
-    where = "in the local hub cache" if isinstance(cached, str) else "not in the local hub cache (downloaded at start)"
-    return None, f"hub id, {where}"
+    if isinstance(cached, str):
+        return None, "hub id, in the local hub cache"
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return (
+            f"--model_name_or_path {model_id}: not a local folder and not in the local hub cache while "
+            f"HF_HUB_OFFLINE=1: download it first (hf download {model_id}), or pass the folder it was downloaded to "
+            f"(hf download {model_id} --local-dir DIR)",
+            "",
+        )
+    return None, "hub id, not in the local hub cache (downloaded at start)"
 
 
 def sample_indices(total: int, n: int = SAMPLE_RECORDS) -> list[int]:
@@ -69,11 +77,11 @@ def data_problems(data_args: Any) -> tuple[list[str], int | None]:
     """Problems of the data file, the image folder and a sample of the records; ``(problems, number of records or
     None when the file is unreadable)``."""
     problems = []
-    folder = default_image_folder(data_args.data_path, data_args.image_folder)
+    folder = default_image_folder(data_args.dataset_name, data_args.image_folder)
     if not folder.is_dir():
         problems.append(f"--image_folder {short(folder)}: folder not found")
     try:
-        source = RecordSource(data_args.data_path)
+        source = RecordSource(data_args.dataset_name)
     except DataError as err:
         return [str(err), *problems], None
     if not len(source):
@@ -114,15 +122,15 @@ def settings_lines(model_args: Any, data_args: Any, args: Any, n_records: int | 
     """The effective settings, one line each."""
     lr = args.learning_rate
     parts = {
-        "llm": (lr, not model_args.freeze_llm or model_args.lora_enable),
+        "llm": (lr, not model_args.freeze_llm or model_args.use_peft),
         "vision": (args.vision_lr if args.vision_lr is not None else lr, not model_args.freeze_vision_tower),
         "merger": (args.merger_lr if args.merger_lr is not None else lr, model_args.tune_merger),
     }
     lines = []
     for part, (part_lr, trained) in parts.items():
         state = "trained" if trained else "frozen"
-        if part == "llm" and model_args.lora_enable:
-            state = f"LoRA r={model_args.lora_rank} alpha={model_args.lora_alpha}"
+        if part == "llm" and model_args.use_peft:
+            state = f"LoRA r={model_args.lora_r} alpha={model_args.lora_alpha}"
         lines.append(
             f"param group {part}: {state}, lr {part_lr:g}, weight decay {args.weight_decay:g} "
             "(0 for biases and norm weights)"
@@ -171,11 +179,11 @@ def dry_run(model_args: Any, data_args: Any, training_args: Any) -> list[str]:
     """Log the settings and return every problem found (empty when the launch looks ready)."""
     world_size = training_args.dry_run_world_size or int(os.environ.get("WORLD_SIZE", "1"))
     problems, n_records = data_problems(data_args)
-    problem, model_desc = model_problem(model_args.model_id, model_args.cache_dir)
+    problem, model_desc = model_problem(model_args.model_name_or_path, model_args.cache_dir)
     if problem:
         problems.append(problem)
     else:
-        logger.info("dry run: model %s: %s", model_args.model_id, model_desc)
+        logger.info("dry run: model %s: %s", model_args.model_name_or_path, model_desc)
     problem = output_problem(training_args.output_dir)
     if problem:
         problems.append(problem)

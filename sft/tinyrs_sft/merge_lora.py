@@ -11,7 +11,6 @@ one, else from the base.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -20,6 +19,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from tinyrs_sft import __version__
+from tinyrs_sft.cliargs import EXIT_FAILURE, StrictArgumentParser
 from tinyrs_sft.model import set_use_cache
 
 
@@ -60,14 +61,20 @@ def merge_lora(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tinyrs-sft merge-lora", description=__doc__.splitlines()[0])
+    parser = StrictArgumentParser(prog="tinyrs-sft merge-lora", description=__doc__.splitlines()[0])
     parser.add_argument("--adapter_path", required=True, help="LoRA training output or checkpoint folder")
     parser.add_argument("--output_dir", required=True, help="where the merged checkpoint is written")
     parser.add_argument("--base_model", default=None, help="base checkpoint (default: from adapter_config.json)")
     parser.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES))
+    parser.add_argument("--version", action="version", version=f"tinyrs-sft {__version__}")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    merge_lora(args.adapter_path, args.output_dir, base_model=args.base_model, dtype=args.dtype)
+    try:
+        merge_lora(args.adapter_path, args.output_dir, base_model=args.base_model, dtype=args.dtype)
+    except (ValueError, OSError) as err:  # not a LoRA folder, no base named, base or adapter unreadable
+        message = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+        sys.stderr.write(f"tinyrs-sft merge-lora: error: {message}\n")
+        return EXIT_FAILURE
     return 0
 
 

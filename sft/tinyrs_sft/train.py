@@ -1,7 +1,8 @@
 """Supervised fine-tuning of Qwen2-VL / Qwen2.5-VL (TinyRS pretraining, SFT and CoT-SFT stages).
 
 Single process (CPU or one GPU):
-    tinyrs-sft train --config sft/configs/sft.yaml --model_id MODEL --data_path DATA.json --image_folder IMAGES
+    tinyrs-sft train --config sft/configs/sft.yaml --model_name_or_path MODEL --dataset_name DATA.json \
+        --image_folder IMAGES
     python -m tinyrs_sft.train --config sft/configs/sft.yaml ...
 Several GPUs, DeepSpeed ZeRO-3 (the paper's setting, 4 x H100):
     deepspeed --num_gpus 4 --module tinyrs_sft.train --config sft/configs/pretrain.yaml \
@@ -21,11 +22,13 @@ import transformers
 
 from tinyrs_sft.check_data import ScanReport, default_image_folder
 from tinyrs_sft.checkpoints import OutputDirError, check_output_dir, folder_size, resolve_resume, write_error_message
+from tinyrs_sft.cliargs import EXIT_FAILURE, EXIT_USAGE
 from tinyrs_sft.collator import SupervisedCollator
 from tinyrs_sft.config import DataArguments, ModelArguments, TrainingArguments, parse_args
 from tinyrs_sft.data import SupervisedDataset, VisionBounds, apply_bounds_to_processor
 from tinyrs_sft.dry_run import dry_run
 from tinyrs_sft.model import apply_lora, compute_dtype, configure_trainable, load_model, load_processor
+from tinyrs_sft.model_card import infer_stage, render_card, write_model_card
 from tinyrs_sft.optim import count_parameters_by_part
 from tinyrs_sft.records import DataError, MediaPolicy, RecordSource
 from tinyrs_sft.scan import CACHE_NAME, cache_key, save_report, scan_once
@@ -98,16 +101,16 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: Tr
     logger.info("data arguments: %s", data_args)
 
     # --- data check (no model needed) ---
-    source = RecordSource(data_args.data_path)
+    source = RecordSource(data_args.dataset_name)
     policy = MediaPolicy(
-        image_folder=default_image_folder(data_args.data_path, data_args.image_folder),
+        image_folder=default_image_folder(data_args.dataset_name, data_args.image_folder),
         allow_external_paths=data_args.allow_external_image_paths,
         max_image_pixels=data_args.max_image_pixels,
     )
     report, cached = checked_indices(source, policy, data_args, training_args.output_dir)
 
     # --- output folder: writable, room for the model, and where to resume from (before the model loads) ---
-    min_free = 0 if model_args.lora_enable else folder_size(model_args.model_id)
+    min_free = 0 if model_args.use_peft else folder_size(model_args.model_name_or_path)
     check_output_dir(training_args.output_dir, min_free_bytes=min_free)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     if report is not None and data_args.data_check_cache and not cached and training_args.process_index == 0:
@@ -118,7 +121,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: Tr
     init_deepspeed_comm(training_args)
     dtype = compute_dtype(training_args.bf16, training_args.fp16)
     model = load_model(
-        model_args.model_id,
+        model_args.model_name_or_path,
         dtype,
         disable_flash_attn2=model_args.disable_flash_attn2,
         cache_dir=model_args.cache_dir,
@@ -127,7 +130,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: Tr
         quant_type=model_args.quant_type,
     )
     configure_trainable(model, model_args.freeze_vision_tower, model_args.freeze_llm, model_args.tune_merger)
-    if model_args.lora_enable:
+    if model_args.use_peft:
         modules_to_save = []
         if not model_args.freeze_vision_tower:
             modules_to_save.append("visual")
@@ -135,7 +138,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: Tr
             modules_to_save.append("merger")
         model = apply_lora(
             model,
-            rank=model_args.lora_rank,
+            rank=model_args.lora_r,
             alpha=model_args.lora_alpha,
             dropout=model_args.lora_dropout,
             bias=model_args.lora_bias,
@@ -149,7 +152,7 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: Tr
         logger.info("%-6s parameters: %12d trainable of %12d", part, c["trainable"], c["total"])
 
     # --- processor and dataset ---
-    processor = load_processor(model_args.model_id, cache_dir=model_args.cache_dir)
+    processor = load_processor(model_args.model_name_or_path, cache_dir=model_args.cache_dir)
     bounds = VisionBounds(
         image_min_pixels=data_args.image_min_pixels,
         image_max_pixels=data_args.image_max_pixels,
@@ -168,6 +171,12 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: Tr
         indices=report.good if report is not None else None,
         skip_bad_samples=data_args.skip_bad_samples,
     )
+    if data_args.training_stage != "auto":
+        stage, stage_source = data_args.training_stage, "given by --training_stage"
+    else:
+        stage, stage_source = infer_stage(source, report.good if report is not None else None)
+        stage_source = f"read from the data: {stage_source}"
+    logger.info("training stage: %s (%s)", stage, stage_source)
     del report
 
     # --- trainer ---
@@ -201,6 +210,20 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: Tr
     # --- save ---
     trainer.save_model(training_args.output_dir)
     trainer.save_state()
+    if trainer.is_world_process_zero():
+        losses = [e["train_loss"] for e in trainer.state.log_history if "train_loss" in e]
+        card = render_card(
+            model_args,
+            data_args,
+            training_args,
+            stage,
+            stage_source,
+            n_records=len(dataset),
+            world_size=training_args.world_size,
+            global_step=trainer.state.global_step,
+            train_loss=losses[-1] if losses else None,
+        )
+        write_model_card(training_args.output_dir, card)
     logger.info("saved final model to %s", training_args.output_dir)
 
 
@@ -211,7 +234,7 @@ def cli(argv: list[str] | None = None) -> None:
         model_args, data_args, training_args = parse_args(argv)
     except ValueError as err:
         sys.stderr.write(f"tinyrs-sft train: error: {err}\n")
-        raise SystemExit(2) from None
+        raise SystemExit(EXIT_USAGE) from None
     if training_args.dry_run:
         # Launch scripts use this so that a renamed flag, a missing file or a bad setting fails here, not on a cluster.
         setup_logging(training_args)
@@ -221,7 +244,7 @@ def cli(argv: list[str] | None = None) -> None:
             sys.stderr.write(f"tinyrs-sft train: error: {problem}\n")
         if problems:
             sys.stderr.write(f"tinyrs-sft train: dry run found {len(problems)} problem(s)\n")
-            raise SystemExit(1)
+            raise SystemExit(EXIT_FAILURE)
         logger.info("dry run: arguments are valid, the paths exist and the sampled records are good")
         return
     try:
@@ -231,13 +254,13 @@ def cli(argv: list[str] | None = None) -> None:
         message = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
         message = message.removeprefix(f"{type(err).__module__}.{type(err).__name__}: ")
         sys.stderr.write(f"tinyrs-sft train: error: {message}\n")
-        raise SystemExit(1) from None
+        raise SystemExit(EXIT_FAILURE) from None
     except OSError as err:
         message = write_error_message(err)
         if message is None:
             raise
         sys.stderr.write(f"tinyrs-sft train: error: {message}\n")
-        raise SystemExit(1) from None
+        raise SystemExit(EXIT_FAILURE) from None
 
 
 if __name__ == "__main__":

@@ -79,8 +79,8 @@ def run_training() -> Callable[..., None]:
 
     def run(model_dir: Path, data_path: Path, image_folder: Path, output_dir: Path, *extra: str) -> None:
         argv = [
-            "--model_id", str(model_dir),
-            "--data_path", str(data_path),
+            "--model_name_or_path", str(model_dir),
+            "--dataset_name", str(data_path),
             "--image_folder", str(image_folder),
             "--output_dir", str(output_dir),
             "--use_cpu", "True",

@@ -88,7 +88,7 @@ def test_seed_readme_flags_all_parse_with_their_meaning(tmp_path: Path):
 def test_lora_flags_parse(tmp_path: Path):
     flags = dict(LORA_FLAGS, **{"--data_path": "d.json", "--output_dir": str(tmp_path)})
     model_args, _, _ = parse_args(_argv(flags))
-    assert model_args.lora_enable and model_args.vision_lora and model_args.lora_rank == 8
+    assert model_args.use_peft and model_args.vision_lora and model_args.lora_r == 8
     assert model_args.lora_exclude_list() == ["lm_head", "embed_tokens"]
     assert model_args.num_lora_modules == 4 and model_args.lora_dropout == 0.1
 
@@ -97,9 +97,9 @@ def test_lora_flags_parse(tmp_path: Path):
     "flags, message",
     [
         ({"--lora_enable": "True"}, "requires freeze_llm"),
-        ({"--vision_lora": "True", "--freeze_vision_tower": "True"}, "requires lora_enable"),
+        ({"--vision_lora": "True", "--freeze_vision_tower": "True"}, "requires use_peft"),
         ({"--lora_enable": "True", "--freeze_llm": "True", "--vision_lora": "True"}, "requires freeze_vision_tower"),
-        ({"--bits": "4"}, "only works with lora_enable"),
+        ({"--bits": "4"}, "only works with use_peft"),
         ({"--image_min_pixels": "1000", "--image_max_pixels": "10"}, "larger than"),
     ],
 )
@@ -112,7 +112,10 @@ def test_yaml_defaults_and_cli_override(tmp_path: Path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("data_path: a.json\nlearning_rate: 0.5\nvision_lr: 0.25\nfreeze_llm: true\nreport_to: [none]\n")
     _, data_args, training_args = parse_args(["--config", str(recipe), "--output_dir", str(tmp_path)])
-    assert data_args.data_path == "a.json" and training_args.learning_rate == 0.5 and training_args.vision_lr == 0.25
+    assert training_args.config == str(recipe)  # named in the model card
+    assert (
+        data_args.dataset_name == "a.json" and training_args.learning_rate == 0.5 and training_args.vision_lr == 0.25
+    )
     model_args, _, training_args = parse_args(
         ["--config", str(recipe), "--learning_rate", "0.125", "--freeze_llm", "False", "--output_dir", str(tmp_path)]
     )
@@ -123,17 +126,19 @@ def test_yaml_defaults_and_cli_override(tmp_path: Path):
 def test_unknown_yaml_key_fails(tmp_path: Path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("data_path: a.json\nlearning_rte: 0.5\n")
-    with pytest.raises(ValueError, match=r"unknown keys \['learning_rte'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown keys \['learning_rte'\]: learning_rte \(did you mean learning_rate\?\)"
+    ):
         parse_args(["--config", str(recipe)])
 
 
 def test_unknown_cli_flag_fails(tmp_path: Path):
-    with pytest.raises(ValueError, match="not used"):
+    with pytest.raises(ValueError, match="unknown arguments: --no_such_flag"):
         parse_args(["--data_path", "a.json", "--output_dir", str(tmp_path), "--no_such_flag", "1"])
 
 
 def test_missing_data_path_fails(tmp_path: Path):
-    with pytest.raises(ValueError, match="--data_path is required"):
+    with pytest.raises(ValueError, match=r"--dataset_name \(or its alias --data_path\) is required"):
         parse_args(["--output_dir", str(tmp_path)])
 
 
@@ -226,3 +231,101 @@ def test_deepspeed_optimizer_block_fails_unless_accepted(tmp_path: Path):
 def test_zero3_config_gets_16bit_gather(tmp_path: Path):
     fixed = check_deepspeed_config({"zero_optimization": {"stage": 3, "gather_16bit_weights_on_model_save": False}})
     assert fixed["zero_optimization"] == {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# TRL's names, the seed names as aliases, refused abbreviations, silent defaults
+# ---------------------------------------------------------------------------------------------------------------
+CANONICAL = {
+    "--model_name_or_path": "m",
+    "--dataset_name": "d.json",
+    "--use_peft": "True",
+    "--lora_r": "8",
+    "--lora_alpha": "32",
+    "--freeze_llm": "True",
+}
+SEED_SPELLING = {"--model_id": "m", "--data_path": "d.json", "--lora_enable": "True", "--lora_rank": "8",
+                 "--lora_alpha": "32", "--freeze_llm": "True"}  # fmt: skip
+
+
+def test_trl_names_are_canonical_and_seed_names_are_aliases_logged_once(tmp_path: Path, caplog):
+    out = ["--output_dir", str(tmp_path)]
+    with caplog.at_level("WARNING", logger="tinyrs_sft"):
+        canonical = parse_args([*_argv(CANONICAL), *out])
+        assert caplog.records == []  # TRL's names: nothing to say
+        seed = parse_args([*_argv(SEED_SPELLING), *out])
+    assert seed[0] == canonical[0] and seed[1] == canonical[1]
+    got = (seed[0].model_name_or_path, seed[1].dataset_name, seed[0].use_peft, seed[0].lora_r)
+    assert got == ("m", "d.json", True, 8)
+    assert [r.getMessage() for r in caplog.records] == [
+        "--model_id is an alias of --model_name_or_path",
+        "--data_path is an alias of --dataset_name",
+        "--lora_enable is an alias of --use_peft",
+        "--lora_rank is an alias of --lora_r",
+    ]
+
+
+def test_alias_forms_and_conflicts(tmp_path: Path):
+    out = ["--output_dir", str(tmp_path)]
+    model_args, data_args, _ = parse_args(["--model_id=m", "--data_path=d.json", *out])
+    assert (model_args.model_name_or_path, data_args.dataset_name) == ("m", "d.json")
+    with pytest.raises(ValueError, match="--model_id and --model_name_or_path are the same option"):
+        parse_args(["--model_id", "a", "--model_name_or_path", "b", "--dataset_name", "d.json", *out])
+
+
+def test_recipe_accepts_both_spellings(tmp_path: Path, caplog):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model_id: m\ndata_path: d.json\nlora_enable: true\nlora_rank: 4\nfreeze_llm: true\n")
+    with caplog.at_level("WARNING", logger="tinyrs_sft"):
+        model_args, data_args, _ = parse_args(["--config", str(recipe), "--output_dir", str(tmp_path)])
+    assert (model_args.model_name_or_path, data_args.dataset_name, model_args.use_peft, model_args.lora_r) == (
+        "m", "d.json", True, 4)  # fmt: skip
+    assert f"{recipe}: model_id is an alias of model_name_or_path" in caplog.text
+    recipe.write_text("model_id: m\nmodel_name_or_path: n\ndata_path: d.json\n")
+    with pytest.raises(ValueError, match="model_id and model_name_or_path are the same setting"):
+        parse_args(["--config", str(recipe), "--output_dir", str(tmp_path)])
+
+
+def test_abbreviations_are_refused_with_a_suggestion(tmp_path: Path):
+    # argparse would have read --learning_r as --learning_rate and --model as an error with no hint.
+    with pytest.raises(ValueError, match=r"--learning_r \(did you mean --learning_rate\?\)"):
+        parse_args(["--dataset_name", "d.json", "--output_dir", str(tmp_path), "--learning_r", "0.1"])
+    with pytest.raises(ValueError, match=r"--model_name \(did you mean --model_name_or_path\?\)"):
+        parse_args(["--dataset_name", "d.json", "--output_dir", str(tmp_path), "--model_name", "m"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "tune_merger"),
+    [
+        ([], True),  # the vision tower trains, so does the merger (it used to stay frozen, with a warning)
+        (["--freeze_vision_tower", "True"], False),  # frozen tower: frozen merger, as in the original
+        (["--tune_merger", "False"], False),  # explicit values win, without a warning
+        (["--freeze_vision_tower", "True", "--tune_merger"], True),
+    ],
+)
+def test_default_run_is_silent_and_merger_follows_the_vision_tower(tmp_path: Path, flags, tune_merger, caplog):
+    with warnings.catch_warnings(), caplog.at_level("WARNING"):
+        warnings.simplefilter("error")
+        model_args, _, _ = parse_args(["--dataset_name", "d.json", "--output_dir", str(tmp_path), *flags])
+    assert model_args.tune_merger is tune_merger
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize("recipe", [r for r in RECIPES if r.stem != "cpu_demo"], ids=lambda p: p.name)
+def test_shipped_recipes_parse_without_any_warning(recipe: Path, tmp_path: Path, caplog):
+    text = recipe.read_text()
+    assert "model_name_or_path:" in text and "dataset_name:" in text and "model_id:" not in text
+    assert "hf download aybora/" in text and "--local-dir ../" in text and "huggingface-cli" not in text
+    with warnings.catch_warnings(), caplog.at_level("WARNING"):
+        warnings.simplefilter("error")
+        _, data_args, training_args = parse_args(
+            ["--config", str(recipe), "--output_dir", str(tmp_path), "--tf32", "False", "--use_cpu", "True"]
+        )
+    assert caplog.records == []
+    assert training_args.activation_checkpointing and training_args.gradient_checkpointing
+    assert data_args.training_stage == {"pretrain": "pretraining", "sft": "sft", "cot_sft": "cot_sft"}[recipe.stem]
+
+
+def test_training_stage_is_checked(tmp_path: Path):
+    with pytest.raises(ValueError, match="training_stage must be one of"):
+        parse_args(["--dataset_name", "d.json", "--output_dir", str(tmp_path), "--training_stage", "rl"])

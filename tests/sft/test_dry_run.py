@@ -19,8 +19,9 @@ OFFLOAD = REPO / "sft" / "configs" / "deepspeed" / "zero3_offload.json"
 
 def dry_argv(model: Path | str, data: Path, images: Path, out: Path, *extra: str) -> list[str]:
     return [
-        "--dry_run", "True", "--model_id", str(model), "--data_path", str(data), "--image_folder", str(images),
-        "--output_dir", str(out), "--bf16", "True", "--tf32", "True", "--deepspeed", str(OFFLOAD),
+        "--dry_run", "True", "--model_name_or_path", str(model), "--dataset_name", str(data),
+        "--image_folder", str(images), "--output_dir", str(out), "--bf16", "True", "--tf32", "True",
+        "--deepspeed", str(OFFLOAD),
         "--per_device_train_batch_size", "16", "--gradient_accumulation_steps", "2", "--dry_run_world_size", "4",
         "--learning_rate", "1e-5", "--vision_lr", "2e-6", "--merger_lr", "3e-5", "--tune_merger", "True",
         "--weight_decay", "0.1", "--num_train_epochs", "2", "--report_to", "none", *extra,
@@ -89,7 +90,7 @@ def test_missing_deepspeed_config_fails(tiny_model_dir, data_dir, write_json, si
 @pytest.mark.parametrize(
     ("model_id", "problem"),
     [
-        ("Qwen/Qwen2-VL-2B-Instruct", None),  # valid hub id (not cached here: downloaded at start)
+        ("Qwen/Qwen2-VL-2B-Instruct", None),  # valid hub id (not cached here: downloaded at start when online)
         ("aybora/Qwen2-VL-TinyRS", None),
         ("./output/run", "model folder not found"),
         ("/abs/path/model", "model folder not found"),
@@ -97,11 +98,19 @@ def test_missing_deepspeed_config_fails(tiny_model_dir, data_dir, write_json, si
         ("org/../model", "model folder not found"),
     ],
 )
-def test_model_id_syntax(model_id, problem):
+def test_model_id_syntax(model_id, problem, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     found, description = model_problem(model_id)
     assert (found is None) if problem is None else (problem in found), found
     if problem is None:
         assert "hub id" in description
+
+
+def test_uncached_hub_id_offline_names_the_download(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    found, _ = model_problem("aybora/Qwen2-VL-TinyRS", cache_dir=str(tmp_path))
+    assert "not in the local hub cache while HF_HUB_OFFLINE=1" in found
+    assert "(hf download aybora/Qwen2-VL-TinyRS)" in found and "--local-dir DIR" in found
 
 
 def test_model_folder_must_hold_a_supported_config(tmp_path):

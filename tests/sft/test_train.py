@@ -57,6 +57,14 @@ def test_checkpoint_reloads_and_generates(tiny_model_dir, data_dir, write_json, 
     )  # fmt: skip
     for folder in (out / "checkpoint-1", out / "checkpoint-2", out):
         assert CHECKPOINT_FILES <= {p.name for p in folder.iterdir()}, folder
+    # The model card names the base model, the data, the recipe and the stage (read from the {CLS} records).
+    card = (out / "README.md").read_text()
+    assert f"base_model: {tiny_model_dir}\n" in card and f"`{data}` (4 records used)" in card
+    assert "**Stage**: instruction SFT (`sft`; read from the data: 4 of 4 sampled records carry a task tag" in card
+    assert "**Recipe**: flags only" in card and "**Training**: 2 optimizer steps, final training loss" in card
+    assert "param group llm: trained, lr 5e-05" in card and "param group merger: trained, lr 5e-05" in card
+    assert "global batch 2 = 2 per device x 1 accumulation x 1 processes" in card and "max_steps 2" in card
+    assert "loss normalisation global_tokens" in card and "DeepSpeed: not used" in card
     model = AutoModelForImageTextToText.from_pretrained(out)
     processor = AutoProcessor.from_pretrained(out)
     assert model.config.text_config.use_cache is True
