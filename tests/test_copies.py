@@ -15,6 +15,10 @@ COPIES = {
         "grpo/tinyrs_grpo/imagecheck.py",
         "eval/tinyrs_eval/imagecheck.py",
     ],
+    "cliargs.py": [
+        "sft/tinyrs_sft/cliargs.py",
+        "eval/tinyrs_eval/cliargs.py",
+    ],
 }
 
 

@@ -64,7 +64,7 @@ def test_sft_output_feeds_grpo_and_eval(tiny_model_dir, demo_data_dir, tmp_path)
         "--reasoning_config", str(REPO / "eval/configs/qwen2_thinking_template.json"),
     ])  # fmt: skip
     results = json.loads((eval_out / "results.json").read_text())
-    assert results["config"]["model_path"] == str(grpo_out)
+    assert results["config"]["model_name_or_path"] == str(grpo_out)
     assert {k: v["n_samples"] for k, v in results["benchmarks"].items()} == {"cls_aid": 2, "rs_vg": 2}
 
 

@@ -47,6 +47,9 @@ def test_sft_scripts_parse(script, demo_data_dir, tiny_model_dir, tmp_path):
     assert "image_min_pixels=401408" in proc.stderr and "image_max_pixels=1003520" in proc.stderr
     assert "global batch 128 = 16 per device x 2 accumulation x 4 processes" in proc.stderr
     assert "DeepSpeed ZeRO stage 3" in proc.stderr and "precision bf16" in proc.stderr
+    # TRL's names reach the trainer; nothing is said about aliases or no-effect flags (the script uses neither).
+    assert f"model_name_or_path='{env['MODEL_NAME']}'" in proc.stderr and "is an alias of" not in proc.stderr
+    assert "Warning" not in proc.stderr and "deprecated" not in proc.stderr
 
 
 @pytest.mark.slow  # ~10 s of subprocess start-up; tests/sft/test_dry_run.py covers the same check in-process
@@ -74,14 +77,30 @@ def test_grpo_slurm_parses():
 
 def test_eval_script_checks_flags_and_data_layout(demo_data_dir, tiny_model_dir, tmp_path):
     out = tmp_path / "eval_out"
-    env = {"DATA_ROOT": str(demo_data_dir / "eval"), "OUTPUT_DIR": str(out), "MODEL_TYPE": "hf"}
-    # The default MODEL_PATH is a hub id that is not downloaded here: offline, the dry run names the download.
-    proc = run_script("eval.sh", [], {**env, "HF_HUB_OFFLINE": "1"})
-    assert proc.returncode != 0 and "huggingface-cli download aybora/Qwen2-VL-TinyRS-R1" in proc.stderr
-    env["MODEL_PATH"] = str(tiny_model_dir)
+    env = {"DATA_ROOT": str(demo_data_dir / "eval"), "OUTPUT_DIR": str(out)}
+    # No MODEL_TYPE: the script picks the backend that can run here. lmdeploy imports (a stand-in package), but without
+    # a CUDA GPU that is hf; it used to default to lmdeploy and fail on the first command a new user ran.
+    fake = tmp_path / "fake_site"
+    (fake / "lmdeploy").mkdir(parents=True)
+    (fake / "lmdeploy" / "__init__.py").write_text("")
+    expected = "lmdeploy" if _cuda_visible() else "hf"
+    # The default model is a hub id that is not downloaded here: offline, the dry run names the download.
+    proc = run_script("eval.sh", [], {**env, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(fake)})
+    assert f"eval.sh: MODEL_TYPE={expected} (" in proc.stderr, proc.stderr[-2000:]
+    assert proc.returncode == 1 and "(hf download aybora/Qwen2-VL-TinyRS-R1)" in proc.stderr
+    assert "huggingface-cli" not in proc.stderr
+    env["MODEL_TYPE"] = "hf"  # an explicit backend wins, and is not announced
+    env["MODEL_NAME_OR_PATH"] = str(tiny_model_dir)
     proc = run_script("eval.sh", [], env)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "eval.sh: MODEL_TYPE" not in proc.stderr
     assert not any(out.rglob("results.json")), "a dry run must not write results"
-    # Without lmdeploy installed, the default backend is refused with the way out named.
+    # Explicitly asking for lmdeploy without it installed is refused with the way out named.
     proc = run_script("eval.sh", [], {**env, "MODEL_TYPE": "lmdeploy"})
     assert proc.returncode != 0 and "--model_type hf" in proc.stderr
+
+
+def _cuda_visible() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

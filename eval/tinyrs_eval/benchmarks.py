@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,17 +48,30 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 
 
+def _task_names() -> dict[str, Benchmark]:
+    """Lower-cased benchmark keys and file stems (``cls_aid``, ``cls_AID`` -> ``cls_aid``) -> benchmark."""
+    names: dict[str, Benchmark] = {}
+    for bench in BENCHMARKS.values():
+        names[bench.key.lower()] = bench
+        names[bench.stem.lower()] = bench
+    return names
+
+
 def parse_tasks(value: str) -> list[Benchmark]:
-    """``all``, one benchmark key, or a comma-separated list of keys (order kept, duplicates dropped)."""
-    keys = [k.strip() for k in str(value).split(",") if k.strip()]
-    if not keys:
-        raise BenchmarkError("--task is empty; use 'all', a benchmark key or a comma list of keys")
-    if keys == ["all"]:
+    """``all``, one benchmark, or a comma-separated list (order kept, duplicates dropped). A benchmark is named by its
+    key (``cls_aid``) or its file stem (``cls_AID``, also with ``.json``), in any case."""
+    names = [k.strip() for k in str(value).split(",") if k.strip()]
+    if not names:
+        raise BenchmarkError("--task is empty; use 'all', a benchmark key or file stem, or a comma list of them")
+    if [n.lower() for n in names] == ["all"]:
         return list(BENCHMARKS.values())
-    unknown = [k for k in keys if k not in BENCHMARKS]
+    lookup = _task_names()
+    wanted = [n.lower().removesuffix(".json") for n in names]
+    unknown = [n for n, w in zip(names, wanted) if w not in lookup]
     if unknown:
-        raise BenchmarkError(f"unknown --task {', '.join(unknown)}; choose 'all' or from: {', '.join(BENCHMARKS)}")
-    return [BENCHMARKS[k] for k in dict.fromkeys(keys)]
+        choices = ", ".join(b.key + (f" ({b.stem})" if b.stem != b.key else "") for b in BENCHMARKS.values())
+        raise BenchmarkError(f"unknown --task {', '.join(unknown)}; choose 'all' or from: {choices}")
+    return list(dict.fromkeys(lookup[w] for w in wanted))
 
 
 @dataclass(frozen=True)
@@ -222,7 +236,10 @@ def preflight(
     collect = problems
     problems = [] if collect is None else collect
     if not data_root.is_dir():
-        problems.append(f"--data_root is not a directory: {data_root}")
+        hint = ""
+        if not data_root.exists() and re.fullmatch(r"[\w-][\w.-]*/[\w.-]+", str(data_root)):
+            hint = f" (a hub dataset? download it first: hf download {data_root} --repo-type dataset --local-dir DIR)"
+        problems.append(f"--data_root is not a directory: {data_root}{hint}")
         if collect is None:
             raise BenchmarkError(problems[-1])
         return {}

@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tinyrs_eval import __version__
+from tinyrs_eval.cliargs import BOOL_FLAG, StrictArgumentParser
 from tinyrs_eval.errors import EvalError
 from tinyrs_eval.interactive import TASK_LABELS, ChatModel, Turn, make_query, parse_output, split_output
 
@@ -250,7 +252,8 @@ def demo_checkpoint(demo_dir: str | Path) -> tuple[Path, bool]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinyrs-eval chat", description=__doc__.splitlines()[0])
+    p = StrictArgumentParser(prog="tinyrs-eval chat", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"tinyrs-eval {__version__}")
     p.add_argument("--model_name_or_path", "--model_path", default=None, help="checkpoint folder or hub id")
     p.add_argument(
         "--demo_dir",
@@ -258,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a `make demo` output folder: its latest stage checkpoint (grpo > cot_sft > sft > pretrain > base, "
         "reasoning mode on for cot_sft/grpo) and example images from <demo_dir>/data/eval",
     )
-    p.add_argument("--reasoning", action="store_true", help="start with reasoning mode on (a toggle in the page)")
+    p.add_argument(
+        "--reasoning", default=False, **BOOL_FLAG, help="start with reasoning mode on (a toggle in the page)"
+    )
     p.add_argument("--reasoning_config", default=None, help="chat template JSON for reasoning mode (default built in)")
     p.add_argument("--prompt_style", default="tinyrs", choices=("tinyrs", "qwen2vl"))
     p.add_argument("--examples", default=None, help="a benchmark data_root (e.g. demo_out/data/eval) for examples")
@@ -267,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
     p.add_argument("--server_name", default="127.0.0.1", help="address to bind (0.0.0.0 exposes it to the LAN)")
     p.add_argument("--server_port", type=int, default=7860)
-    p.add_argument("--share", action="store_true", help="also create a public gradio.live link (needs a network)")
+    p.add_argument(
+        "--share", default=False, **BOOL_FLAG, help="also create a public gradio.live link (needs a network)"
+    )
     p.add_argument("--log_level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p
 

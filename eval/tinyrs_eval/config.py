@@ -1,74 +1,125 @@
-"""Command-line options of ``tinyrs-eval run`` and the run name derived from them."""
+"""Options of ``tinyrs-eval run``: the ``RunConfig`` schema (help, group and checks in each field's metadata), the
+parser built from it, YAML recipes (``--config``), and the run name derived from the options.
+
+``--config recipe.yaml`` gives defaults (keys are the flag names without ``--``; an unknown key is an error), flags
+on the command line override them. The model flag carries TRL's name, ``--model_name_or_path``, as in tinyrs-sft and
+tinyrs-grpo; the seed README's ``--model_path`` stays accepted as an alias (logged once), in recipes too, and so is
+``--dataset_name`` for ``--data_root``. Abbreviated and unknown flags are refused with the nearest flag suggested.
+"""
 
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import logging
 import re
-from dataclasses import asdict, dataclass
+import sys
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from tinyrs_eval import __version__
+from tinyrs_eval.benchmarks import parse_tasks
+from tinyrs_eval.cliargs import (
+    BOOL_FLAG,
+    StrictArgumentParser,
+    UsageError,
+    canonical_keys,
+    rewrite_aliases,
+    str2bool,
+    unknown_flags_message,
+)
 from tinyrs_eval.constants import PROMPT_STYLES
-from tinyrs_eval.errors import ConfigError
+from tinyrs_eval.errors import ConfigError, EvalError
 from tinyrs_eval.model_source import model_fingerprint
 from tinyrs_eval.prompts import ChatTemplate
 
 
+__all__ = ["RunConfig", "make_run_name", "parse_run_args", "settings_fingerprint", "str2bool"]
+
+logger = logging.getLogger("tinyrs_eval")
+
 BACKEND_CHOICES = ("hf", "lmdeploy", "vllm")
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
-_TRUE = {"true", "1", "yes", "y", "on"}
-_FALSE = {"false", "0", "no", "n", "off"}
-
-
-def str2bool(value: str | bool) -> bool:
-    """Parse true/false/1/0/yes/no (case-insensitive). The original's ``type=bool`` read "false" as True (E6)."""
-    if isinstance(value, bool):
-        return value
-    v = str(value).strip().lower()
-    if v in _TRUE:
-        return True
-    if v in _FALSE:
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (true/false/1/0), got {value!r}")
+RUN_NAME_RE = r"[A-Za-z0-9._-]+"
+# The seed README's names -> the canonical ones (TRL's where TRL has one).
+ALIASES = {"--model_path": "--model_name_or_path", "--dataset_name": "--data_root"}
 
 
 def _positive_int(value: str) -> int:
-    n = int(value)
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
     if n <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
     return n
 
 
+def _option(default: Any = MISSING, *, group: str, help: str = "", **extra: Any) -> Any:
+    """A RunConfig field: its flag's help text, help group and argparse extras (choices, type, aliases)."""
+    return field(default=default, metadata={"group": group, "help": help, **extra})
+
+
+DATA, MODEL, GENERATION, ENGINE, RUN = "data and outputs", "model and prompts", "generation", "lmdeploy / vllm", "run"
+
+
 @dataclass
 class RunConfig:
-    model_path: str
-    data_root: str = "data"
-    output_dir: str = "output"
-    model_type: str = "hf"
-    task: str = "all"
-    prompt_style: str = "tinyrs"
-    reasoning_config: str | None = None
-    force_inference: bool = False
-    allow_external_image_paths: bool = False
-    batch_size: int = 8
-    max_new_tokens: int = 1024
-    temperature: float = 1.0
-    top_p: float = 1.0
-    do_sample: bool = False
-    beam_size: int = 1
-    use_cache: bool = True
-    seed: int = 0
-    limit: int | None = None
-    dtype: str = "auto"
-    run_name: str | None = None
-    lmdeploy_engine: str = "pytorch"
-    session_len: int = 8192
-    tp: int = 1
-    cpu_threads: int | None = None
-    log_level: str = "INFO"
-    dry_run: bool = False
+    """Every option of ``tinyrs-eval run`` (one flag per field, same name)."""
+
+    model_name_or_path: str = _option(group=MODEL, help="local checkpoint folder or hub id", aliases=["--model_path"])
+    data_root: str = _option(
+        "data",
+        group=DATA,
+        help="folder with the benchmark JSONs (RSRM/ScoreRS layout)",
+        aliases=["--dataset_name"],
+    )
+    output_dir: str = _option("output", group=DATA, help="results.json, summary.md and <run_name>/ go here")
+    model_type: str = _option("hf", group=MODEL, help="inference backend", choices=BACKEND_CHOICES)
+    task: str = _option(
+        "all",
+        group=DATA,
+        help="'all', a benchmark key or file stem (cls_aid, cls_AID, rs_vg, VG_DOIR_RSVG_test, ...; any case), or "
+        "a comma list of them",
+    )
+    prompt_style: str = _option("tinyrs", group=MODEL, help="task tags and box format", choices=PROMPT_STYLES)
+    reasoning_config: str | None = _option(
+        None, group=MODEL, help="chat template JSON (lmdeploy format); its meta_instruction is sent"
+    )
+    force_inference: bool = _option(False, group=DATA, help="discard cached predictions of this run name")
+    allow_external_image_paths: bool = _option(
+        False,
+        group=DATA,
+        help="read images whose path leads outside --data_root (absolute or '..' paths); refused by default",
+    )
+    batch_size: int = _option(8, group=GENERATION, help="samples per generate call, per process", type=_positive_int)
+    max_new_tokens: int = _option(1024, group=GENERATION, help="generated tokens per answer", type=_positive_int)
+    temperature: float = _option(1.0, group=GENERATION, help="used only with --do_sample true")
+    top_p: float = _option(1.0, group=GENERATION, help="used only with --do_sample true")
+    do_sample: bool = _option(False, group=GENERATION, help="sample instead of greedy decoding")
+    beam_size: int = _option(1, group=GENERATION, help="beams (hf backend only)", type=_positive_int)
+    use_cache: bool = _option(True, group=GENERATION, help="KV cache in hf generate")
+    seed: int = _option(0, group=GENERATION, help="sampling seed")
+    limit: int | None = _option(
+        None, group=DATA, help="evaluate only the first N records per task", type=_positive_int
+    )
+    dtype: str = _option("auto", group=MODEL, help="auto: bf16 on GPU, float32 on CPU", choices=DTYPE_CHOICES)
+    run_name: str | None = _option(
+        None, group=DATA, help="cache key (default: model path + hash of the settings); letters, digits, . _ -"
+    )
+    lmdeploy_engine: str = _option("pytorch", group=ENGINE, help="engine config", choices=("pytorch", "turbomind"))
+    session_len: int = _option(8192, group=ENGINE, help="engine context length", type=_positive_int)
+    tp: int = _option(1, group=ENGINE, help="tensor parallel GPUs per engine", type=_positive_int)
+    cpu_threads: int | None = _option(
+        None, group=RUN, help="torch CPU threads per process (default: torch's)", type=_positive_int
+    )
+    log_level: str = _option("INFO", group=RUN, help="logging level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    dry_run: bool = _option(False, group=RUN, help="check options and the data layout, load no model, write nothing")
 
     def generation_settings(self) -> dict[str, Any]:
         """The settings that change what the model generates (part of the run name's hash)."""
@@ -85,65 +136,116 @@ class RunConfig:
         return asdict(self)
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The flags of the original rs_evaluation.py (same meaning), plus batching, prompt style and backend options."""
-    b = {"type": str2bool, "nargs": "?", "const": True, "metavar": "BOOL"}
-    g = parser.add_argument_group("data and outputs")
-    g.add_argument("--data_root", default="data", help="folder with the benchmark JSONs (RSRM/ScoreRS layout)")
-    g.add_argument("--output_dir", default="output", help="results.json, summary.md and <run_name>/ go here")
-    g.add_argument("--task", default="all", help="'all', one benchmark key, or a comma list of keys")
-    g.add_argument("--limit", type=_positive_int, default=None, help="evaluate only the first N records per task")
-    g.add_argument("--force_inference", default=False, help="discard cached predictions of this run name", **b)
-    g.add_argument("--run_name", default=None, help="cache key (default: model path + hash of the settings)")
-    g.add_argument(
-        "--allow_external_image_paths",
-        default=False,
-        help="read images whose path leads outside --data_root (absolute or '..' paths); refused by default",
-        **b,
-    )
-    g = parser.add_argument_group("model and prompts")
-    g.add_argument("--model_type", default="hf", choices=BACKEND_CHOICES, help="inference backend")
-    g.add_argument("--model_path", required=True, help="local checkpoint folder or hub id")
-    g.add_argument("--prompt_style", default="tinyrs", choices=PROMPT_STYLES, help="task tags and box format")
-    g.add_argument(
-        "--reasoning_config", default=None, help="chat template JSON (lmdeploy format); its meta_instruction is sent"
-    )
-    g.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="auto: bf16 on GPU, float32 on CPU")
-    g = parser.add_argument_group("generation")
-    g.add_argument("--batch_size", type=_positive_int, default=8, help="samples per generate call, per process")
-    g.add_argument("--max_new_tokens", type=_positive_int, default=1024)
-    g.add_argument("--temperature", type=float, default=1.0, help="used only with --do_sample true")
-    g.add_argument("--top_p", type=float, default=1.0, help="used only with --do_sample true")
-    g.add_argument("--do_sample", default=False, help="sample instead of greedy decoding", **b)
-    g.add_argument("--beam_size", type=_positive_int, default=1, help="beams (hf backend only)")
-    g.add_argument("--use_cache", default=True, help="KV cache in hf generate", **b)
-    g.add_argument("--seed", type=int, default=0, help="sampling seed")
-    g = parser.add_argument_group("lmdeploy / vllm")
-    g.add_argument("--lmdeploy_engine", default="pytorch", choices=("pytorch", "turbomind"))
-    g.add_argument("--session_len", type=_positive_int, default=8192, help="engine context length")
-    g.add_argument("--tp", type=_positive_int, default=1, help="tensor parallel GPUs per engine")
-    parser.add_argument(
-        "--cpu_threads", type=_positive_int, default=None, help="torch CPU threads per process (default: torch's)"
-    )
-    parser.add_argument(
-        "--dry_run", default=False, help="check options and the data layout, load no model, write nothing", **b
-    )
-    parser.add_argument("--log_level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    return parser
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Defaults in the help text (when there is one), examples kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default not in (None, argparse.SUPPRESS) and not action.required and "default" not in text:
+            text += f" (default: {action.default})"
+        return text
+
+
+EXAMPLES = """examples:
+  tinyrs-eval run --config eval/configs/tinyrs_reasoning.yaml --model_name_or_path aybora/Qwen2-VL-TinyRS-R1 \\
+      --data_root ../scorers_datasets_eval
+  tinyrs-eval run --model_name_or_path CKPT --data_root DATA --task cls_AID,rs_vg --model_type hf
+
+exit status: 0 done, 1 bad data or a failed run (also a dry run that found problems), 2 a usage error"""
 
 
 def build_run_parser(prog: str = "tinyrs-eval run") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Evaluate a checkpoint on the TinyRS benchmarks.")
-    return add_run_arguments(parser)
+    """The parser of ``tinyrs-eval run``, one flag per RunConfig field, grouped as in the field metadata."""
+    parser = StrictArgumentParser(
+        prog=prog,
+        description="Evaluate a checkpoint on the TinyRS benchmarks.",
+        epilog=EXAMPLES,
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="YAML",
+        help="recipe: its keys (flag names without '--') give the defaults, flags on the command line override them",
+    )
+    parser.add_argument("--version", action="version", version=f"tinyrs-eval {__version__}")
+    hints = typing.get_type_hints(RunConfig)
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in fields(RunConfig):
+        meta = dict(f.metadata)
+        group = groups.get(meta["group"]) or groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
+        kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), hints[f.name])
+        kwargs: dict[str, Any] = {"dest": f.name, "help": meta["help"] or None}
+        if kind is bool:
+            kwargs.update(BOOL_FLAG)
+        else:
+            kwargs["type"] = meta.get("type", kind)
+        if "choices" in meta:
+            kwargs["choices"] = meta["choices"]
+        if f.default is MISSING:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = f.default
+        group.add_argument(f"--{f.name}", *meta.get("aliases", ()), **kwargs)
+    return parser
 
 
-def config_from_namespace(ns: argparse.Namespace) -> RunConfig:
-    fields = RunConfig.__dataclass_fields__
-    return RunConfig(**{k: v for k, v in vars(ns).items() if k in fields})
+def recipe_tokens(path: str | Path) -> list[str]:
+    """A YAML recipe as command-line tokens (alias keys renamed), to be parsed before the real command line.
+
+    Raises:
+        UsageError: unreadable file, not a mapping, unknown key.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise UsageError(f"--config {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--config {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: a recipe is a mapping of option names to values")
+    data = canonical_keys(data, ALIASES, str(path), logger)
+    known = [f.name for f in fields(RunConfig)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        hints = unknown_flags_message([f"--{k}" for k in unknown], [f"--{k}" for k in known]).split(": ", 1)[1]
+        raise UsageError(f"--config {path}: unknown keys: {hints.replace('--', '')}")
+    template = data.get("reasoning_config")
+    if isinstance(template, str) and not Path(template).exists() and (path.parent / template).exists():
+        data["reasoning_config"] = str(path.parent / template)  # next to the recipe, like sft's deepspeed key
+    tokens: list[str] = []
+    for key, value in data.items():
+        if value is None:
+            continue
+        if isinstance(value, (dict, list)):
+            raise UsageError(f"--config {path}: {key} must be a single value, got {value!r}")
+        tokens += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
+    return tokens
 
 
 def parse_run_args(argv: list[str] | None = None) -> RunConfig:
-    return config_from_namespace(build_run_parser().parse_args(argv))
+    """``--config recipe.yaml`` plus flags -> RunConfig. A usage error ends with argparse's message, exit status 2
+    (also for an unknown --task and a --run_name with other characters, found here rather than mid-run)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_run_parser()
+    try:
+        argv = rewrite_aliases(argv, ALIASES, logger)
+        pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+        pre.add_argument("--config", default=None)
+        config = pre.parse_known_args(argv)[0].config
+        tokens = recipe_tokens(config) if config else []
+    except UsageError as exc:
+        parser.error(str(exc))
+    ns = parser.parse_args([*tokens, *argv])
+    cfg = RunConfig(**{f.name: getattr(ns, f.name) for f in fields(RunConfig)})
+    try:
+        parse_tasks(cfg.task)
+        if cfg.run_name is not None and not re.fullmatch(RUN_NAME_RE, cfg.run_name):
+            raise ConfigError(f"--run_name may only contain letters, digits, '.', '_' and '-': {cfg.run_name!r}")
+    except EvalError as exc:
+        parser.error(str(exc))
+    return cfg
 
 
 def _model_identity(model_path: str) -> dict[str, Any]:
@@ -162,7 +264,7 @@ def settings_fingerprint(cfg: RunConfig, template: ChatTemplate) -> dict[str, An
     """Everything that changes the predictions: model (with a fingerprint of its weights), backend, dtype, prompt
     style, template, generation, and whether images outside --data_root are read (refused ones are error samples)."""
     fingerprint: dict[str, Any] = {
-        "model": _model_identity(cfg.model_path),
+        "model": _model_identity(cfg.model_name_or_path),
         "model_type": cfg.model_type,
         "dtype": cfg.dtype,
         "prompt_style": cfg.prompt_style,
@@ -178,10 +280,10 @@ def make_run_name(cfg: RunConfig, template: ChatTemplate, settings: dict[str, An
     """``<last two parts of the model path>-<8 hex digits>``; the hash covers settings_fingerprint(), so new weights in
     the same folder get a new run name (and are inferred again) while a rerun of the same weights resumes."""
     if cfg.run_name:
-        if not re.fullmatch(r"[A-Za-z0-9._-]+", cfg.run_name):
+        if not re.fullmatch(RUN_NAME_RE, cfg.run_name):
             raise ConfigError(f"--run_name may only contain letters, digits, '.', '_' and '-': {cfg.run_name!r}")
         return cfg.run_name
     if settings is None:
         settings = settings_fingerprint(cfg, template)
     blob = json.dumps(settings, sort_keys=True, ensure_ascii=False)
-    return f"{_model_label(cfg.model_path)}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
+    return f"{_model_label(cfg.model_name_or_path)}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"

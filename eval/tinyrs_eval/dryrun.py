@@ -6,7 +6,8 @@ template, the model (an existing checkpoint folder with config.json and weights,
 is in the local Hugging Face cache when HF_HUB_OFFLINE=1), every selected benchmark file and its records, and every
 image: present, inside --data_root (unless --allow_external_image_paths), not cut short (tinyrs_eval.imagecheck:
 PNG without IEND, JPEG without its FFD9 end marker, ...; no decode); a sample of images per benchmark is opened
-(header only) for its size. Every problem is listed; the exit status is 2 when there is any.
+(header only) for its size. Every problem is listed; the exit status is 1 when there is any (as tinyrs-sft's dry
+run; 2 is kept for usage errors).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from tinyrs_eval import backends
 from tinyrs_eval.benchmarks import Benchmark, Sample, parse_tasks, preflight
+from tinyrs_eval.cliargs import EXIT_FAILURE
 from tinyrs_eval.config import RunConfig, make_run_name, settings_fingerprint
 from tinyrs_eval.errors import EvalError
 from tinyrs_eval.imagecheck import truncation_problem
@@ -105,7 +107,7 @@ def dry_run(cfg: RunConfig) -> tuple[list[str], list[str]]:
         template = load_template(cfg.reasoning_config)
     except EvalError as exc:
         problems.append(str(exc))
-    model_problems, model_notes = check_model(cfg.model_path)
+    model_problems, model_notes = check_model(cfg.model_name_or_path)
     problems += model_problems
     checks += model_notes
     n_before = len(problems)
@@ -143,10 +145,10 @@ def dry_run(cfg: RunConfig) -> tuple[list[str], list[str]]:
 
 
 def dry_run_main(cfg: RunConfig) -> int:
-    """Print the report to stdout; on problems one ``error:`` line on stderr and exit status 2."""
+    """Print the report to stdout; on problems one ``error:`` line on stderr and exit status 1."""
     report, problems = dry_run(cfg)
     sys.stdout.write("\n".join(report) + "\n")
     if problems:
         sys.stderr.write(f"error: dry run found {len(problems)} problem(s): " + "; ".join(problems) + "\n")
-        return 2
+        return EXIT_FAILURE
     return 0

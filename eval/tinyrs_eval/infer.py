@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tinyrs_eval import __version__
+from tinyrs_eval.cliargs import BOOL_FLAG, StrictArgumentParser
 from tinyrs_eval.errors import EvalError
 from tinyrs_eval.interactive import TASKS, ChatModel, make_query, parse_output
 
@@ -27,12 +29,13 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".g
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinyrs-eval infer", description=__doc__.splitlines()[0])
+    p = StrictArgumentParser(prog="tinyrs-eval infer", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"tinyrs-eval {__version__}")
     p.add_argument("--model_name_or_path", "--model_path", required=True, help="checkpoint folder or hub id")
     p.add_argument("--image", required=True, help="an image file, or a folder: every image in it")
     p.add_argument("--question", required=True, help="the question (without task tag)")
     p.add_argument("--task", default="free", choices=list(TASKS), help="adds {CLS} / {VQA} / {VG}; free: no tag")
-    p.add_argument("--reasoning", action="store_true", help="reasoning system prompt (<reasoning>/<answer>)")
+    p.add_argument("--reasoning", default=False, **BOOL_FLAG, help="reasoning system prompt (<reasoning>/<answer>)")
     p.add_argument("--reasoning_config", default=None, help="chat template JSON for --reasoning (default: built in)")
     p.add_argument("--prompt_style", default="tinyrs", choices=("tinyrs", "qwen2vl"))
     p.add_argument("--max_new_tokens", type=int, default=512)

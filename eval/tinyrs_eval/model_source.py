@@ -1,5 +1,5 @@
-"""Where ``--model_path`` points: a local checkpoint folder or a Hugging Face hub id. Its fingerprint (part of the
-run name, so predictions of other weights are never re-scored) and the checks a dry run makes.
+"""Where ``--model_name_or_path`` points: a local checkpoint folder or a Hugging Face hub id. Its fingerprint (part of
+the run name, so predictions of other weights are never re-scored) and the checks a dry run makes.
 
 Fingerprint:
 - local folder: for every top-level file that can change the predictions (weights, ``*.json`` configs, tokenizer and
@@ -40,7 +40,7 @@ def is_hub_id(text: str) -> bool:
 
 def local_folder(model_path: str) -> Path | None:
     if not model_path.strip():
-        return None  # Path("") is the current folder: an empty --model_path is no folder
+        return None  # Path("") is the current folder: an empty --model_name_or_path is no folder
     path = Path(model_path).expanduser()
     return path if path.is_dir() else None
 
@@ -123,17 +123,17 @@ def check_model(model_path: str) -> tuple[list[str], list[str]]:
         names = {p.name for p in folder.iterdir() if p.is_file()}
         weights = sorted(n for n in names if n.endswith(WEIGHT_SUFFIXES))
         if "config.json" not in names:
-            problems.append(f"--model_path {folder}: no config.json in the folder (not a checkpoint folder?)")
+            problems.append(f"--model_name_or_path {folder}: no config.json in the folder (not a checkpoint folder?)")
         if not weights:
-            problems.append(f"--model_path {folder}: no weight files (*.safetensors, *.bin) in the folder")
+            problems.append(f"--model_name_or_path {folder}: no weight files (*.safetensors, *.bin) in the folder")
         if not problems:
             notes.append(f"model: local folder {folder.resolve()} ({len(weights)} weight file(s))")
         return problems, notes
     if model_path.strip() and Path(model_path).expanduser().exists():
-        return [f"--model_path {model_path} is a file, not a checkpoint folder"], notes
+        return [f"--model_name_or_path {model_path} is a file, not a checkpoint folder"], notes
     if not is_hub_id(model_path):
         problems.append(
-            f"--model_path {model_path!r} is neither an existing folder nor a hub id of the form owner/name"
+            f"--model_name_or_path {model_path!r} is neither an existing folder nor a hub id of the form owner/name"
         )
         return problems, notes
     snapshot = cached_snapshot(model_path)
@@ -141,8 +141,9 @@ def check_model(model_path: str) -> tuple[list[str], list[str]]:
         notes.append(f"model: hub id {model_path}, cached snapshot {snapshot}")
     elif hub_offline():
         problems.append(
-            f"--model_path {model_path}: no such local folder, and the hub model is not in the local Hugging Face "
-            f"cache while HF_HUB_OFFLINE=1: download it first (huggingface-cli download {model_path})"
+            f"--model_name_or_path {model_path}: no such local folder, and the hub model is not in the local Hugging "
+            f"Face cache while HF_HUB_OFFLINE=1: download it first (hf download {model_path}), or pass the folder "
+            f"it was downloaded to (hf download {model_path} --local-dir DIR)"
         )
     else:
         notes.append(f"model: hub id {model_path}, not in the local cache: the run downloads it")

@@ -71,10 +71,11 @@ def markdown_table(results: dict[str, Any]) -> str:
 
 def summary_markdown(results: dict[str, Any]) -> str:
     cfg = results["config"]
+    model = cfg.get("model_name_or_path") or cfg.get("model_path")  # results.json written before the rename
     lines = [
         f"# Evaluation: {results['run_name']}",
         "",
-        f"- model: `{cfg['model_path']}` ({cfg['model_type']} backend, prompt style `{cfg['prompt_style']}`, "
+        f"- model: `{model}` ({cfg['model_type']} backend, prompt style `{cfg['prompt_style']}`, "
         f"template: {'`' + cfg['reasoning_config'] + '`' if cfg['reasoning_config'] else 'default'})",
         f"- processes: {results['world_size']}, total time {results['timings']['total_s']:.1f} s",
         "- strict: exact match / every ground-truth box counted; legacy: the original ScoreRS/TinyRS scorer "

@@ -1,8 +1,9 @@
 """Run the benchmarks: ``python -m tinyrs_eval.run`` / ``tinyrs-eval run`` (also under ``accelerate launch``).
 
-    accelerate launch --num_processes 1 -m tinyrs_eval.run --model_type hf --model_path CKPT \\
-        --data_root DATA --output_dir OUT --task all --prompt_style tinyrs \\
-        --reasoning_config eval/configs/qwen2_thinking_template.json
+    accelerate launch --num_processes 1 -m tinyrs_eval.run --config eval/configs/tinyrs_reasoning.yaml \\
+        --model_name_or_path CKPT --data_root DATA --output_dir OUT
+
+Exit status: 0 done, 1 bad data or a failed run, 2 a usage error (argparse, the recipe, an unknown --task).
 
 Flow: check the backend can run here -> read and validate every selected benchmark and its image folders (before
 any model is loaded) -> per benchmark, skip samples already in the run's JSONL files, split the rest over the
@@ -29,6 +30,7 @@ from tqdm import tqdm
 from tinyrs_eval import metrics, storage
 from tinyrs_eval.backends import Backend, GenerationSettings, Request, check_available, create_backend
 from tinyrs_eval.benchmarks import BENCHMARKS, Benchmark, Sample, parse_tasks, preflight
+from tinyrs_eval.cliargs import EXIT_FAILURE
 from tinyrs_eval.config import RunConfig, make_run_name, parse_run_args, settings_fingerprint
 from tinyrs_eval.distributed import Dist, init_dist, shard
 from tinyrs_eval.errors import ConfigError, EvalError
@@ -83,7 +85,7 @@ class Evaluator:
             )
             self._backend = create_backend(
                 cfg.model_type,
-                model_path=cfg.model_path,
+                model_path=cfg.model_name_or_path,
                 settings=settings,
                 template=self.template,
                 template_path=self.run_dir / "chat_template.json",
@@ -382,14 +384,14 @@ def main(argv: list[str] | None = None) -> int:
         return dry_run_main(cfg)
     try:
         results = evaluate(cfg)
-    except EvalError as exc:
+    except EvalError as exc:  # bad data, model, template or output folder found while running
         sys.stderr.write(f"error: {exc}\n")
-        return 2
+        return EXIT_FAILURE
     except OSError as exc:  # disk full, read-only, permission: one line; a rerun resumes what was written
         if exc.errno not in WRITE_ERRNOS:
             raise
         sys.stderr.write(f"error: {exc.filename or cfg.output_dir}: {exc.strerror or exc}\n")
-        return 2
+        return EXIT_FAILURE
     if results is not None:
         sys.stdout.write(markdown_table(results) + "\n")
     return 0

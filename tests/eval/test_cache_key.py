@@ -45,7 +45,7 @@ def fake_generate(monkeypatch, fake_backend_cls):
 
 
 def _args(model: Path, data_root: Path, out: Path, *extra: str) -> list[str]:
-    return ["--model_path", str(model), "--data_root", str(data_root), "--output_dir", str(out), "--task",
+    return ["--model_name_or_path", str(model), "--data_root", str(data_root), "--output_dir", str(out), "--task",
             "vqa_LR-pre", "--limit", "3", "--log_level", "WARNING", *extra]  # fmt: skip
 
 
@@ -57,7 +57,7 @@ def test_fingerprint_changes_with_the_weights_not_with_a_rerun(tmp_path):
     model = _fake_checkpoint(tmp_path / "ckpt", b"A" * 4096)
 
     def name() -> str:
-        return make_run_name(parse_run_args(["--model_path", str(model)]), load_template(None))
+        return make_run_name(parse_run_args(["--model_name_or_path", str(model)]), load_template(None))
 
     first = name()
     assert name() == first  # same weights: same key (a rerun resumes)
@@ -100,7 +100,7 @@ def test_explicit_run_name_refuses_predictions_of_other_weights(tmp_path, eval_d
     assert run.main(args) == 0 and _results(out)["benchmarks"]["vqa_LR-pre"]["n_inferred"] == 0
     _retrain(model, b"B" * 4096)
     capsys.readouterr()
-    assert run.main(args) == 2
+    assert run.main(args) == 1  # found while running: exit status 1 (2 is for usage errors)
     err = capsys.readouterr().err
     assert "different model weights" in err and "--force_inference true" in err and "Traceback" not in err
     assert run.main([*args, "--force_inference", "true"]) == 0
@@ -129,7 +129,8 @@ def test_hub_id_fingerprint_and_checks(tmp_path, monkeypatch):
     # a valid id that is not cached while offline: an error naming the download
     assert model_source.model_fingerprint("owner/other") == {"hub": "owner/other", "revision": "main"}
     (problem,) = model_source.check_model("owner/other")[0]
-    assert "not in the local Hugging Face cache" in problem and "huggingface-cli download owner/other" in problem
+    assert "not in the local Hugging Face cache" in problem and "(hf download owner/other)" in problem
+    assert "hf download owner/other --local-dir DIR" in problem and "huggingface-cli" not in problem
     # online, not cached: a note, the run downloads it (the commit lookup is not attempted here: no network)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")

@@ -22,8 +22,9 @@ def _fake_checkpoint(folder: Path) -> Path:
 
 
 def _dry(model: Path, data_root: Path, *extra: str) -> list[str]:
-    return ["--model_path", str(model), "--data_root", str(data_root), "--output_dir", str(data_root.parent / "out"),
-            "--dry_run", "true", "--task", "cls_aid", "--log_level", "WARNING", *extra]  # fmt: skip
+    return ["--model_name_or_path", str(model), "--data_root", str(data_root),
+            "--output_dir", str(data_root.parent / "out"), "--dry_run", "true", "--task", "cls_aid",
+            "--log_level", "WARNING", *extra]  # fmt: skip
 
 
 def _edit_records(path: Path, edit) -> None:
@@ -82,8 +83,8 @@ def test_real_run_counts_refused_records_and_never_opens_them(
     _edit_records(data_copy / "cls_AID.json", escape)
     model = _fake_checkpoint(tmp_path / "ckpt")
     out = tmp_path / "out"
-    args = ["--model_path", str(model), "--data_root", str(data_copy), "--output_dir", str(out), "--task", "cls_aid",
-            "--limit", "4", "--log_level", "WARNING"]  # fmt: skip
+    args = ["--model_name_or_path", str(model), "--data_root", str(data_copy), "--output_dir", str(out),
+            "--task", "cls_aid", "--limit", "4", "--log_level", "WARNING"]  # fmt: skip
     with caplog.at_level(logging.WARNING):
         assert run.main(args) == 0
     results = json.loads((out / "results.json").read_text())
@@ -127,14 +128,14 @@ def test_dry_run_finds_cut_short_missing_and_outside_images(data_copy, outside_p
         records[3]["image"], records[3]["image_path"] = outside_png.name, str(outside_png.parent)
 
     _edit_records(data_copy / "cls_AID.json", escape)
-    assert run.main(_dry(model, data_copy)) == 2
+    assert run.main(_dry(model, data_copy)) == 1  # problems found: 1, as tinyrs-sft's dry run
     captured = capsys.readouterr()
     (err,) = [line for line in captured.err.splitlines() if line.startswith("error:")]  # one line (plus log lines)
     assert err.startswith("error: dry run found 1 problem(s): task cls_aid: 4 of 10 image(s) unusable: record 0: ")
     assert "PNG ends without its IEND chunk" in err and "JPEG ends without its end-of-image marker FFD9" in err
     assert "record 2: image not found" in err and "(+1 more)" in err
     assert "PROBLEM: task cls_aid" in captured.out and not (data_copy.parent / "out").exists()
-    assert run.main(_dry(model, data_copy, "--allow_external_image_paths", "true")) == 2
+    assert run.main(_dry(model, data_copy, "--allow_external_image_paths", "true")) == 1
     assert "outside --data_root" not in capsys.readouterr().err
 
 
@@ -151,13 +152,18 @@ def test_dry_run_without_a_gpu_for_a_gpu_backend(eval_data_root, tmp_path, monke
 def test_dry_run_reports_every_problem_in_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    args = ["--model_path", "owner/not-downloaded", "--data_root", str(tmp_path / "nowhere"), "--dry_run", "true",
-            "--task", "cls_aid,nope"]  # fmt: skip
-    assert run.main(args) == 2
+    args = ["--model_name_or_path", "owner/not-downloaded", "--data_root", str(tmp_path / "nowhere"), "--dry_run",
+            "true", "--task", "cls_aid"]  # fmt: skip
+    assert run.main(args) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "error: dry run found 3 problem(s)" in err
-    assert "unknown --task nope" in err and "--data_root is not a directory" in err
-    assert "huggingface-cli download owner/not-downloaded" in err
+    assert err.count("\n") == 1 and "error: dry run found 2 problem(s)" in err
+    assert "--data_root is not a directory" in err
+    assert "download it first (hf download owner/not-downloaded)" in err and "huggingface-cli" not in err
+    assert "--local-dir DIR" in err
+    # an unknown --task is a usage error, refused while parsing (exit status 2), before anything is checked
+    with pytest.raises(SystemExit) as info:
+        run.main([*args[:-1], "cls_aid,nope"])
+    assert info.value.code == 2 and "unknown --task nope" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tinyrs_eval.benchmarks import BENCHMARKS, load_benchmark, parse_record, parse_tasks, preflight, resolve_image_path
-from tinyrs_eval.config import make_run_name, parse_run_args, str2bool
+from tinyrs_eval.config import RunConfig, make_run_name, parse_run_args, str2bool
 from tinyrs_eval.constants import DEFAULT_SYSTEM_PROMPT, REASONING_SYSTEM_PROMPT
 from tinyrs_eval.errors import BenchmarkError, ConfigError
 from tinyrs_eval.prompts import ChatTemplate, build_query, load_template
@@ -41,10 +41,26 @@ def test_parse_tasks():
     assert [b.key for b in parse_tasks("all")] == list(ORIGINAL_KEYS)
     assert [b.key for b in parse_tasks("rs_vg")] == ["rs_vg"]
     assert [b.key for b in parse_tasks("rs_vg, cls_aid,rs_vg")] == ["rs_vg", "cls_aid"]
-    with pytest.raises(BenchmarkError, match="unknown --task cls_AID"):
-        parse_tasks("cls_AID")
+    with pytest.raises(BenchmarkError, match="unknown --task cls_AIDX; choose 'all' or from: cls_aid .cls_AID."):
+        parse_tasks("cls_AIDX")
     with pytest.raises(BenchmarkError):
         parse_tasks(" , ")
+
+
+@pytest.mark.parametrize(
+    ("value", "keys"),
+    [
+        ("cls_AID", ["cls_aid"]),  # the file stem (it used to be refused: only the key cls_aid worked)
+        ("CLS_aid", ["cls_aid"]),  # any case
+        ("cls_meter_ml", ["cls_METER_ML"]),  # keys themselves mix cases
+        ("VG_DOIR_RSVG_test,LHRS-Bench.json", ["rs_vg", "lhrs_bench"]),  # stems, also with .json
+        ("RSVQA_LR-presence_RSVQA, vqa_lr-pre", ["vqa_LR-pre"]),  # stem and key of one benchmark: once
+        ("cls_siri_whu,cls_SIRI", ["cls_SIRI"]),
+        ("ALL", list(ORIGINAL_KEYS)),
+    ],
+)
+def test_task_accepts_keys_and_file_stems_in_any_case(value, keys):
+    assert [b.key for b in parse_tasks(value)] == keys
 
 
 def test_image_path_resolution(tmp_path):
@@ -200,7 +216,7 @@ def test_str2bool(text, value):
 
 
 def test_bool_flags_parse_properly():
-    base = ["--model_path", "m"]
+    base = ["--model_name_or_path", "m"]
     cfg = parse_run_args([*base, "--do_sample", "false", "--force_inference", "False", "--use_cache", "0"])
     assert (cfg.do_sample, cfg.force_inference, cfg.use_cache) == (False, False, False)
     cfg = parse_run_args([*base, "--do_sample", "1", "--force_inference"])
@@ -222,8 +238,8 @@ def test_original_flags_are_accepted():
 
 def test_run_name_separates_settings(tmp_path):
     def name(*extra, template=None):
-        return make_run_name(parse_run_args(["--model_path", str(tmp_path / "run1" / "checkpoint-100"), *extra]),
-                             template or load_template(None))  # fmt: skip
+        cfg = parse_run_args(["--model_name_or_path", str(tmp_path / "run1" / "checkpoint-100"), *extra])
+        return make_run_name(cfg, template or load_template(None))
 
     base = name()
     assert base.startswith("run1_checkpoint-100-") and len(base.split("-")[-1]) == 8
@@ -239,12 +255,14 @@ def test_run_name_separates_settings(tmp_path):
         name("--model_type", "lmdeploy"),
     }
     assert base not in variants and len(variants) == 5
-    other = make_run_name(parse_run_args(["--model_path", str(tmp_path / "b" / "run1" / "checkpoint-100")]),
+    other = make_run_name(parse_run_args(["--model_name_or_path", str(tmp_path / "b" / "run1" / "checkpoint-100")]),
                           load_template(None))  # fmt: skip
     assert other != base  # same last two path parts, different checkpoint
-    assert make_run_name(parse_run_args(["--model_path", "m", "--run_name", "mine"]), thinking) == "mine"
+    assert make_run_name(parse_run_args(["--model_name_or_path", "m", "--run_name", "mine"]), thinking) == "mine"
+    with pytest.raises(SystemExit):  # refused while parsing (usage error, exit status 2)
+        parse_run_args(["--model_name_or_path", "m", "--run_name", "a/b"])
     with pytest.raises(ConfigError):
-        make_run_name(parse_run_args(["--model_path", "m", "--run_name", "a/b"]), thinking)
+        make_run_name(RunConfig(model_name_or_path="m", run_name="a/b"), thinking)
 
 
 def test_cli_dispatch(capsys):
@@ -267,13 +285,15 @@ def test_dry_run_loads_no_model(tiny_model_dir, eval_data_root, tmp_path, capsys
     out = tmp_path / "out"
     args = ["--data_root", str(eval_data_root), "--output_dir", str(out), "--dry_run", "true", "--log_level",
             "WARNING"]  # fmt: skip
-    assert run.main(["--model_path", str(tiny_model_dir), *args]) == 0
+    assert run.main(["--model_name_or_path", str(tiny_model_dir), *args]) == 0
     report = capsys.readouterr().out
-    assert f"model_path: {tiny_model_dir}" in report and "run_name (cache key): " in report  # effective settings
+    assert (
+        f"model_name_or_path: {tiny_model_dir}" in report and "run_name (cache key): " in report
+    )  # effective settings
     assert "images of rs_vg: 10 present" in report and "all present" in report
     assert not out.exists()
     # a model folder that does not exist is a problem, not "all present" (the old dry run checked nothing)
-    assert run.main(["--model_path", str(tmp_path / "no-model"), *args]) == 2
+    assert run.main(["--model_name_or_path", str(tmp_path / "no-model"), *args]) == 1
     captured = capsys.readouterr()
     assert "neither an existing folder nor a hub id" in captured.err and "PROBLEM" in captured.out
     assert not out.exists()

@@ -55,7 +55,7 @@ def test_backend_passes_gen_config_keyword(fake_lmdeploy, tmp_path):
 def test_run_with_fake_lmdeploy(fake_lmdeploy, eval_data_root, tmp_path):
     fake_lmdeploy.answer = lambda text: "[[0, 0, 1000, 1000]]" if text.startswith("{VG}") else "<answer>yes</answer>"
     out = tmp_path / "out"
-    args = ["--model_type", "lmdeploy", "--model_path", "aybora/Qwen2-VL-TinyRS-R1", "--data_root",
+    args = ["--model_type", "lmdeploy", "--model_name_or_path", "aybora/Qwen2-VL-TinyRS-R1", "--data_root",
             str(eval_data_root), "--output_dir", str(out), "--task", "vqa_LR-pre,rs_vg", "--limit", "5",
             "--batch_size", "2", "--reasoning_config", str(THINKING), "--max_new_tokens", "1024",
             "--log_level", "WARNING"]  # fmt: skip
@@ -82,8 +82,8 @@ def test_real_lmdeploy_on_gpu(tiny_model_dir, eval_data_root, tmp_path):
     pytest.importorskip("lmdeploy")
     model = os.environ.get("TINYRS_EVAL_GPU_MODEL", str(tiny_model_dir))
     out = tmp_path / "out"
-    args = ["--model_type", "lmdeploy", "--model_path", model, "--data_root", str(eval_data_root), "--output_dir",
-            str(out), "--task", "cls_aid,rs_vg", "--limit", "4", "--max_new_tokens", "16"]  # fmt: skip
+    args = ["--model_type", "lmdeploy", "--model_name_or_path", model, "--data_root", str(eval_data_root),
+            "--output_dir", str(out), "--task", "cls_aid,rs_vg", "--limit", "4", "--max_new_tokens", "16"]  # fmt: skip
     assert run.main(args) == 0
     results = json.loads((out / "results.json").read_text())
     for bench in results["benchmarks"].values():

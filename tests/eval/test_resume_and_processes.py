@@ -19,7 +19,7 @@ STEMS = ["cls_AID", "RSVQA_HR-comp_RSVQA", "VG_DOIR_RSVG_test"]
 
 
 def _args(model, data_root, out, run_name, *extra):
-    return ["--model_type", "hf", "--model_path", str(model), "--data_root", str(data_root), "--output_dir",
+    return ["--model_type", "hf", "--model_name_or_path", str(model), "--data_root", str(data_root), "--output_dir",
             str(out), "--task", TASKS, "--batch_size", "1", "--run_name", run_name, "--log_level", "WARNING",
             *extra]  # fmt: skip
 

@@ -22,7 +22,7 @@ FAKE_SECRETS = {"OPENAI_API_KEY": "sk-fake-tinyrs-7c1d9e", "HF_TOKEN": "hf_fakeT
 
 
 def _args(model, data_root, out, *extra):
-    return ["--model_type", "hf", "--model_path", str(model), "--data_root", str(data_root), "--output_dir",
+    return ["--model_type", "hf", "--model_name_or_path", str(model), "--data_root", str(data_root), "--output_dir",
             str(out), "--max_new_tokens", "8", "--log_level", "WARNING", *extra]  # fmt: skip
 
 
@@ -156,7 +156,7 @@ def test_missing_benchmark_reported_before_model_load(data_copy, tmp_path, capsy
     # The model path does not exist: the data error must come first, so no model was loaded.
     code = run.main(_args(tmp_path / "no-model", data_copy, tmp_path / "out", "--task", "cls_aid,rs_vg"))
     err = capsys.readouterr().err
-    assert code == 2
+    assert code == 1  # bad data: 1 (2 is for usage errors)
     assert "error: benchmark file not found for task rs_vg" in err and "VG_DOIR_RSVG_test.json" in err
     assert not (tmp_path / "out").exists()
 
@@ -166,7 +166,7 @@ def test_malformed_record_reported_with_file_and_index(data_copy, tmp_path, caps
     records = json.loads(path.read_text())
     del records[2]["conversations"]
     path.write_text(json.dumps(records))
-    assert run.main(_args(tmp_path / "no-model", data_copy, tmp_path / "out", "--task", "cls_SIRI")) == 2
+    assert run.main(_args(tmp_path / "no-model", data_copy, tmp_path / "out", "--task", "cls_SIRI")) == 1
     assert f"{path} record 2" in capsys.readouterr().err
 
 
@@ -179,12 +179,12 @@ def test_lmdeploy_without_package_or_cuda_names_hf(monkeypatch, tmp_path, capsys
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "lmdeploy" else real_find_spec(name, *a)
     )
-    assert run.main(["--model_type", "lmdeploy", "--model_path", "m", "--data_root", str(tmp_path)]) == 2
+    assert run.main(["--model_type", "lmdeploy", "--model_name_or_path", "m", "--data_root", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert "'lmdeploy' package" in err and "--model_type hf" in err and "\n" not in err
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
     monkeypatch.setattr(backends, "_cuda_available", lambda: False)
-    assert run.main(["--model_type", "lmdeploy", "--model_path", "m", "--data_root", str(tmp_path)]) == 2
+    assert run.main(["--model_type", "lmdeploy", "--model_name_or_path", "m", "--data_root", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert "CUDA" in err and "--model_type hf" in err
 
@@ -197,7 +197,7 @@ def test_cached_records_must_match_the_benchmark(tiny_model_dir, data_copy, tmp_
     records = json.loads(path.read_text())
     records[1]["conversations"][1]["value"] = "changed"
     path.write_text(json.dumps(records))
-    assert run.main(args) == 2
+    assert run.main(args) == 1
     assert "cached record 1 does not match" in capsys.readouterr().err
     assert run.main([*args, "--force_inference", "true"]) == 0
 

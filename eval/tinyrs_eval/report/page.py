@@ -54,8 +54,9 @@ def _run_list(runs: list[dict[str, Any]]) -> str:
     for r in runs:
         c = r.get("config", {})
         total = r.get("timings", {}).get("total_s")
+        model = c.get("model_name_or_path") or c.get("model_path")  # results.json before / after the rename
         items.append(
-            f"<li><b>{html.escape(r['_label'])}</b>: model <code>{html.escape(str(c.get('model_path')))}</code>, "
+            f"<li><b>{html.escape(r['_label'])}</b>: model <code>{html.escape(str(model))}</code>, "
             f"backend {html.escape(str(c.get('model_type')))}, "
             f"prompt style {html.escape(str(c.get('prompt_style')))}, "
             f"template {html.escape(str(c.get('reasoning_config') or 'default'))}, max_new_tokens "
