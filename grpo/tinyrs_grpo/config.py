@@ -28,7 +28,14 @@ class GRPOScriptArguments(ScriptArguments):
         default_factory=lambda: ["accuracy", "format"],
         metadata={
             "help": "Reward functions: accuracy, format, exact, iou, judge, or a dotted import path "
-            "(my_pkg.module.my_reward). Weights: --reward_weights."
+            "(my_module.my_reward: a module on the import path or in the current folder). Weights: --reward_weights."
+        },
+    )
+    reward_module: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Python files holding custom rewards, loaded by path: --reward_module path/to/my_rewards.py "
+            "--reward_funcs my_rewards.my_reward (see grpo/examples/custom_rewards.py)."
         },
     )
     max_pixels: int | None = field(
@@ -131,6 +138,8 @@ class GRPOScriptArguments(ScriptArguments):
             raise ValueError(f"--max_prompt_length must be positive, got {self.max_prompt_length}")
         if isinstance(self.reward_funcs, str):
             self.reward_funcs = [self.reward_funcs]
+        if isinstance(self.reward_module, str):
+            self.reward_module = [self.reward_module]
 
     def resolved_judge(self) -> str:
         """ "openai" or "none" after resolving ``auto`` from the environment (the key itself is not read here)."""

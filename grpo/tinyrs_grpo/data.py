@@ -20,8 +20,8 @@ from typing import Any
 
 from tinyrs_grpo.images import check_image, inside_folder
 from tinyrs_grpo.jsondata import dataset_from_json, read_json_records
-from tinyrs_grpo.rewards import OPEN_ENDED
 from tinyrs_grpo.rows import REFUSAL_COLUMN, BadRowError, DatasetError, build_prompt, normalize_row
+from tinyrs_grpo.text import OPEN_ENDED
 
 
 __all__ = [

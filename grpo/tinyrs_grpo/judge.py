@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tinyrs_grpo.text import completion_text, extract_answer
+from tinyrs_grpo.text import OPEN_ENDED, answer_type_code, completion_text, extract_answer
 
 
 logger = logging.getLogger(__name__)
@@ -306,7 +306,6 @@ def make_judge_reward(judge: Judge) -> Callable[..., Any]:
     Per call it logs ``judge/requests``, ``judge/api_calls``, ``judge/failures`` and ``judge/cache_hits`` (counts for
     this batch) through TRL's ``log_metric`` when available.
     """
-    from tinyrs_grpo.rewards import OPEN_ENDED, answer_type_code
 
     async def judge_reward(
         completions: list[Any],

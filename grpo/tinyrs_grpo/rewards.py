@@ -14,44 +14,32 @@ signed, the format reward must match the whole completion, and exact match colla
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from tinyrs_grpo.text import box_iou, completion_text, extract_answer, normalize_answer, parse_box
+from tinyrs_grpo.reward_imports import import_reward, load_reward_files
+from tinyrs_grpo.text import (
+    BOX,
+    EXACT,
+    OPEN_ENDED,
+    answer_type_code,
+    box_iou,
+    completion_text,
+    extract_answer,
+    normalize_answer,
+    parse_box,
+)
 
 
 logger = logging.getLogger(__name__)
-
-OPEN_ENDED, EXACT, BOX = "0", "1", "2"
-ANSWER_TYPES = {OPEN_ENDED: "open-ended (judge)", EXACT: "exact answer", BOX: "bounding box"}
 
 _TAG = r"</?(?:reasoning|answer)>"
 _FORMAT_RE = re.compile(
     rf"<reasoning>((?:(?!{_TAG}).)*)</reasoning>\s*<answer>((?:(?!{_TAG}).)*)</answer>",
     re.DOTALL,
 )
-
-
-def answer_type_code(value: Any) -> str:
-    """Normalise an answer-type code ("0"/"1"/"2", or the integers 0/1/2) to its string form.
-
-    Raises:
-        ValueError: for any other value.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"unknown answer_type {value!r}; expected one of {sorted(ANSWER_TYPES)}")
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        code = str(int(value))
-    elif isinstance(value, str):
-        code = value.strip()
-    else:
-        code = repr(value)
-    if code not in ANSWER_TYPES:
-        raise ValueError(f"unknown answer_type {value!r}; expected one of {sorted(ANSWER_TYPES)} (str or int)")
-    return code
 
 
 def _solution_fields(solution: Sequence[Any] | dict) -> tuple[str, str]:
@@ -121,7 +109,7 @@ def iou_reward(completions: list[Any], solution: list[Any], **kwargs: Any) -> li
 def accuracy_reward(completions: list[Any], solution: list[Any], **kwargs: Any) -> list[float | None]:
     """Dispatch on answer type: exact match ("1"), box IoU ("2"); open-ended ("0") rows get None (no judge here).
 
-    The training entry point swaps in ``make_accuracy_reward(judge)`` when a judge is configured.
+    The training entry point swaps in ``make_accuracy_reward(judge_reward)`` when a judge is configured.
     """
     _check_lengths(completions, solution)
     rewards: list[float | None] = []
@@ -137,75 +125,75 @@ def accuracy_reward(completions: list[Any], solution: list[Any], **kwargs: Any) 
     return rewards
 
 
-_rule_accuracy_reward = accuracy_reward
-
-
-def make_accuracy_reward(judge: Any) -> Callable[..., Any]:
-    """Accuracy reward whose open-ended rows are graded by ``judge`` (a ``tinyrs_grpo.judge.Judge``).
+def make_accuracy_reward(judge_reward: Callable[..., Awaitable[list[float | None]]]) -> Callable[..., Any]:
+    """Accuracy reward whose open-ended rows are graded by ``judge_reward`` (``tinyrs_grpo.judge.make_judge_reward``,
+    built by the training entry point and passed in, so this module never imports the judge).
 
     Returns an ``async`` function named ``accuracy_reward`` so TRL runs it concurrently with other async rewards and
     logs it under the same name as the judge-less version.
     """
-    from tinyrs_grpo.judge import make_judge_reward
 
-    judge_reward = make_judge_reward(judge)
-
-    async def accuracy_reward(completions: list[Any], solution: list[Any], **kwargs: Any) -> list[float | None]:
-        rewards = _rule_accuracy_reward(completions, solution)
+    async def judged_accuracy_reward(completions: list[Any], solution: list[Any], **kwargs: Any) -> list[float | None]:
+        rules = accuracy_reward(completions, solution)
         judged = await judge_reward(completions, solution, **kwargs)
-        return [j if _solution_fields(s)[0] == OPEN_ENDED else r for r, j, s in zip(rewards, judged, solution)]
+        return [j if _solution_fields(s)[0] == OPEN_ENDED else r for r, j, s in zip(rules, judged, solution)]
 
-    return accuracy_reward
+    judged_accuracy_reward.__name__ = judged_accuracy_reward.__qualname__ = "accuracy_reward"
+    return judged_accuracy_reward
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Registry: the names accepted by --reward_funcs
 # ---------------------------------------------------------------------------------------------------------------
-REWARD_FUNCS: dict[str, Callable[..., Any] | None] = {
+REWARD_FUNCS: dict[str, Callable[..., Any]] = {
     "accuracy": accuracy_reward,
     "format": format_reward,
     "exact": exact_reward,
     "iou": iou_reward,
-    "judge": None,  # built by get_reward_funcs from a configured judge
 }
+JUDGE_REWARD = "judge"  # needs a configured judge: its reward is built by the training entry point and passed in
+REWARD_NAMES = sorted([*REWARD_FUNCS, JUDGE_REWARD])
 
 
-def get_reward_funcs(names: Sequence[str], judge: Any = None) -> list[Callable[..., Any]]:
+def get_reward_funcs(
+    names: Sequence[str],
+    judge_reward: Callable[..., Any] | None = None,
+    reward_files: Sequence[str] = (),
+) -> list[Callable[..., Any]]:
     """Resolve ``--reward_funcs`` names to functions.
 
     Args:
         names: registry names (``accuracy``, ``format``, ``exact``, ``iou``, ``judge``) or dotted import paths
-            (``my_pkg.my_module.my_reward``) for custom rewards.
-        judge: a configured ``tinyrs_grpo.judge.Judge`` or None. With a judge, ``accuracy`` grades open-ended rows
-            through it; ``judge`` requires one.
+            (``my_module.my_reward``) of custom rewards; a module is looked up on the import path, then in the
+            current folder, then among ``reward_files``.
+        judge_reward: the async judge reward (``tinyrs_grpo.judge.make_judge_reward(judge)``) or None. With it,
+            ``accuracy`` grades open-ended rows through the judge; ``judge`` requires it.
+        reward_files: ``--reward_module`` files, each importable afterwards under its file name without ``.py``.
 
     Raises:
-        ValueError: for an unknown name (the message lists the valid ones), or ``judge`` without a judge.
+        ValueError: for an unknown name (the message lists the valid ones), ``judge`` without a judge, or a custom
+            reward that cannot be imported.
     """
     if not names:
-        raise ValueError(f"no reward functions given; valid names: {sorted(REWARD_FUNCS)}")
+        raise ValueError(f"no reward functions given; valid names: {REWARD_NAMES}")
+    load_reward_files(reward_files)
     funcs: list[Callable[..., Any]] = []
     for name in names:
-        if name == "judge":
-            if judge is None:
+        if name == JUDGE_REWARD:
+            if judge_reward is None:
                 raise ValueError(
                     "reward 'judge' needs a judge: set OPENAI_API_KEY (or --judge_base_url) and --judge openai"
                 )
-            from tinyrs_grpo.judge import make_judge_reward
-
-            funcs.append(make_judge_reward(judge))
-        elif name == "accuracy" and judge is not None:
-            funcs.append(make_accuracy_reward(judge))
+            funcs.append(judge_reward)
+        elif name == "accuracy" and judge_reward is not None:
+            funcs.append(make_accuracy_reward(judge_reward))
         elif name in REWARD_FUNCS:
             funcs.append(REWARD_FUNCS[name])
         elif "." in name:
-            module_name, func_name = name.rsplit(".", 1)
-            try:
-                funcs.append(getattr(importlib.import_module(module_name), func_name))
-            except (ImportError, AttributeError) as exc:
-                raise ValueError(f"cannot import reward function {name!r}: {exc}") from exc
+            funcs.append(import_reward(name))
         else:
             raise ValueError(
-                f"unknown reward function {name!r}; valid names: {sorted(REWARD_FUNCS)} or a dotted import path"
+                f"unknown reward function {name!r}; valid names: {REWARD_NAMES} or a dotted import path "
+                "(my_module.my_reward)"
             )
     return funcs

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tinyrs_grpo.rewards import BOX, EXACT, answer_type_code
-from tinyrs_grpo.text import REASONING_SYSTEM_PROMPT, normalize_answer, parse_box
+from tinyrs_grpo.text import BOX, EXACT, REASONING_SYSTEM_PROMPT, answer_type_code, normalize_answer, parse_box
 
 
 SOLUTION_KEYS = ("answer_type", "answer", "question", "image_base64")

@@ -4,6 +4,9 @@ Keep in sync with docs/data-format.md: the reasoning system prompt, answer extra
 are deliberately copied into each package so the three packages never import each other. Box parsing lives in
 tinyrs_grpo/boxparse.py, a byte-identical copy of tinyrs_eval/boxparse.py (a test asserts it); ``parse_box`` is
 re-exported here for the callers that import it from this module.
+
+This is the bottom of the package's import graph (it imports only boxparse): the answer-type codes of the GRPO
+``solution`` column live here too, so that rows, data, build_data, rewards and judge all read them from one place.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ REASONING_SYSTEM_PROMPT = (
     "answer. The reasoning process and answer are enclosed within <reasoning> </reasoning> and <answer> </answer> "
     "tags, respectively, i.e., <reasoning> reasoning process here </reasoning><answer> answer here </answer>"
 )
+
+# Answer types of a GRPO row's ``solution[0]`` (docs/data-format.md, "GRPO dataset")
+OPEN_ENDED, EXACT, BOX = "0", "1", "2"
+ANSWER_TYPES = {OPEN_ENDED: "open-ended (judge)", EXACT: "exact answer", BOX: "bounding box"}
 
 # Keep in sync with docs/data-format.md
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -94,3 +101,22 @@ def box_iou(a: tuple[float, float, float, float] | None, b: tuple[float, float, 
     inter = max(iw, 0.0) * max(ih, 0.0)
     union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
     return inter / union if union > 0 else 0.0
+
+
+def answer_type_code(value: Any) -> str:
+    """Normalise an answer-type code ("0"/"1"/"2", or the integers 0/1/2) to its string form.
+
+    Raises:
+        ValueError: for any other value.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"unknown answer_type {value!r}; expected one of {sorted(ANSWER_TYPES)}")
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        code = str(int(value))
+    elif isinstance(value, str):
+        code = value.strip()
+    else:
+        code = repr(value)
+    if code not in ANSWER_TYPES:
+        raise ValueError(f"unknown answer_type {value!r}; expected one of {sorted(ANSWER_TYPES)} (str or int)")
+    return code

@@ -9,14 +9,21 @@ import pytest
 from tinyrs_grpo import rewards
 from tinyrs_grpo.rewards import (
     REWARD_FUNCS,
+    REWARD_NAMES,
     accuracy_reward,
-    answer_type_code,
     exact_reward,
     format_reward,
     get_reward_funcs,
     iou_reward,
 )
-from tinyrs_grpo.text import REASONING_SYSTEM_PROMPT, completion_text, extract_answer, normalize_answer, parse_box
+from tinyrs_grpo.text import (
+    REASONING_SYSTEM_PROMPT,
+    answer_type_code,
+    completion_text,
+    extract_answer,
+    normalize_answer,
+    parse_box,
+)
 
 
 def conv(text: str) -> list[dict]:
@@ -213,7 +220,8 @@ def test_completion_text_shapes() -> None:
 # registry
 # ---------------------------------------------------------------------------------------------------------------
 def test_registry_names_and_function_names() -> None:
-    assert sorted(REWARD_FUNCS) == ["accuracy", "exact", "format", "iou", "judge"]
+    assert sorted(REWARD_FUNCS) == ["accuracy", "exact", "format", "iou"]  # every entry a function, no placeholder
+    assert REWARD_NAMES == ["accuracy", "exact", "format", "iou", "judge"]  # judge: built by train.py, passed in
     for name in ("accuracy", "format", "exact", "iou"):
         (func,) = get_reward_funcs([name])
         assert func.__name__ == f"{name}_reward"  # TRL logs rewards/<__name__>/mean
@@ -255,8 +263,10 @@ class _FakeJudge:
 
 
 def test_accuracy_with_judge_grades_only_open_ended_rows() -> None:
+    from tinyrs_grpo.judge import make_judge_reward
+
     judge = _FakeJudge()
-    funcs = get_reward_funcs(["accuracy", "judge"], judge=judge)
+    funcs = get_reward_funcs(["accuracy", "judge"], judge_reward=make_judge_reward(judge))
     assert [f.__name__ for f in funcs] == ["accuracy_reward", "judge_reward"]
     completions = [conv("<answer>yes</answer>"), conv("<reasoning>r</reasoning><answer>a long answer</answer>")]
     solution = [sol("1", "yes"), ["0", "", "Describe it.", "aW1n"]]
