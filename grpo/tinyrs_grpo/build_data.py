@@ -13,7 +13,6 @@ box coordinates -> "2"; an answer of at most ``max_exact_words`` words -> "1"; l
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import logging
@@ -25,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from tinyrs_grpo.data import DatasetError, build_prompt, grpo_features, inside_folder, read_json_records
-from tinyrs_grpo.rewards import BOX, EXACT, OPEN_ENDED, answer_type_code
-from tinyrs_grpo.text import extract_answer, parse_box
+from tinyrs_grpo.flags import FlagParser
+from tinyrs_grpo.text import BOX, EXACT, OPEN_ENDED, answer_type_code, extract_answer, parse_box
 
 
 logger = logging.getLogger(__name__)
@@ -147,19 +146,21 @@ def build_grpo_dataset(
     return summary
 
 
-def cli(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tinyrs-grpo build-data", description=__doc__.split("\n\n")[0])
+def make_parser() -> FlagParser:
+    parser = FlagParser(prog="tinyrs-grpo build-data", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_path", required=True, help="LLaVA-style list JSON or JSONL (SFT / CoT-SFT).")
     parser.add_argument("--image_folder", required=True, help="Folder the records' image paths are relative to.")
     parser.add_argument("--output_dir", required=True, help="Where to save_to_disk the DatasetDict.")
     parser.add_argument("--test_size", type=float, default=0.0, help="Fraction (<1) or count (>=1) for a test split.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the train/test split.")
     parser.add_argument("--max_exact_words", type=int, default=5, help="Longest answer (words) inferred as exact.")
-    parser.add_argument("--skip_bad_rows", action="store_true", help="Skip unusable records instead of failing.")
-    parser.add_argument(
-        "--allow_external_image_paths", action="store_true", help="Allow absolute or '..' paths outside the folder."
-    )
-    args = parser.parse_args(argv)
+    parser.add_bool("--skip_bad_rows", help="Skip unusable records instead of failing.")
+    parser.add_bool("--allow_external_image_paths", help="Allow absolute or '..' paths outside the folder.")
+    return parser
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
     test_size = int(args.test_size) if args.test_size >= 1 else args.test_size
     try:

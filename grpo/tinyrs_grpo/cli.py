@@ -7,24 +7,23 @@ tinyrs-grpo check-data --dataset_name grpo_data [--split train test] [--model_na
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 from collections.abc import Sequence
 
 from tinyrs_grpo import __version__
+from tinyrs_grpo.flags import FlagParser, suggestion
 
 
 USAGE = "usage: tinyrs-grpo {train,build-data,check-data} [options]   (tinyrs-grpo COMMAND --help for options)\n"
 
 
-def check_data(argv: Sequence[str] | None = None) -> int:
-    """Validate a GRPO dataset the way ``train`` does before training; exit 1 when it has bad rows."""
-    from tinyrs_grpo.data import DatasetError, check_split, load_grpo_dataset, select_split
-    from tinyrs_grpo.images import EXTERNAL_HINT
+COMMANDS = ("train", "build-data", "check-data")
 
-    parser = argparse.ArgumentParser(prog="tinyrs-grpo check-data", description=check_data.__doc__)
+
+def check_data_parser() -> FlagParser:
+    parser = FlagParser(prog="tinyrs-grpo check-data", description=check_data.__doc__)
     parser.add_argument("--dataset_name", required=True, help="save_to_disk folder, .json/.jsonl file or hub id.")
     parser.add_argument("--dataset_config", default=None)
     parser.add_argument("--split", nargs="+", default=None, help="Splits to check (default: all).")
@@ -32,17 +31,23 @@ def check_data(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max_prompt_length", type=int, default=None)
     parser.add_argument("--min_pixels", type=int, default=None, help="Default: the checkpoint's own bound.")
     parser.add_argument("--max_pixels", type=int, default=None, help="Default: the checkpoint's own bound.")
-    parser.add_argument(
+    parser.add_bool(
         "--allow_external_image_paths",
-        action="store_true",
         help="JSON files: allow image paths outside their folder (refused rows are bad rows otherwise).",
     )
-    parser.add_argument(
+    parser.add_bool(
         "--verify_images",
-        action="store_true",
         help="Decode every image fully (default: header read plus a check of the file's ends for cut-short files).",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def check_data(argv: Sequence[str] | None = None) -> int:
+    """Validate a GRPO dataset the way ``train`` does before training; exit 1 when it has bad rows."""
+    from tinyrs_grpo.data import DatasetError, check_split, load_grpo_dataset, select_split
+    from tinyrs_grpo.images import EXTERNAL_HINT
+
+    args = check_data_parser().parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
 
     processor = None
@@ -110,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return build_cli(rest)
     if command == "check-data":
         return check_data(rest)
-    sys.stderr.write(f"tinyrs-grpo: unknown command {command!r}\n" + USAGE)
+    hint = suggestion(command, [*COMMANDS, "--version", "--help"])
+    sys.stderr.write(f"tinyrs-grpo: error: unknown command {command!r}{hint}; commands: {', '.join(COMMANDS)}\n")
     return 2
 
 

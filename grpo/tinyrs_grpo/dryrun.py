@@ -9,6 +9,7 @@ the run. Usage errors exit 2, missing or broken paths exit 1, each as one line.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -16,7 +17,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tinyrs_grpo.rewards import get_reward_funcs
+from tinyrs_grpo.flags import parse_bool
+from tinyrs_grpo.rewards import JUDGE_REWARD, get_reward_funcs
 
 
 logger = logging.getLogger("tinyrs_grpo")
@@ -43,13 +45,19 @@ def one_line(text: str) -> str:
 
 
 def wants_dry_run(args: list[str]) -> bool:
-    """True when the command line asks for ``--dry_run`` (``--dry_run``, ``--dry_run true``, ``--dry_run=1``)."""
+    """True when the command line asks for ``--dry_run`` (``--dry_run``, ``--dry_run true``, ``--dry_run=1``, any
+    boolean word that the parser accepts)."""
     for i, arg in enumerate(args):
         if arg == "--dry_run":
             value = args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("--") else "true"
-            return value.lower() in ("true", "1", "yes")
-        if arg.startswith("--dry_run="):
-            return arg.split("=", 1)[1].lower() in ("true", "1", "yes")
+        elif arg.startswith("--dry_run="):
+            value = arg.split("=", 1)[1]
+        else:
+            continue
+        try:
+            return parse_bool(value)
+        except argparse.ArgumentTypeError:  # the parser reports the bad value itself
+            return False
     return False
 
 
@@ -64,10 +72,10 @@ def check_usage(script_args: Any, training_args: Any, model_args: Any) -> None:
     if script_args.dataset_name is None:
         raise UsageError("--dataset_name is required")
     names = list(script_args.reward_funcs)
-    if "judge" in names and script_args.resolved_judge() != "openai":
+    if JUDGE_REWARD in names and script_args.resolved_judge() != "openai":
         raise UsageError("reward 'judge' needs a judge: set OPENAI_API_KEY (or --judge_base_url) and --judge openai")
     try:  # unknown names and unimportable dotted paths fail here, listing the valid names
-        get_reward_funcs([n for n in names if n != "judge"] or ["format"], judge=None)
+        get_reward_funcs([n for n in names if n != JUDGE_REWARD] or ["format"], reward_files=script_args.reward_module)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     weights = training_args.reward_weights

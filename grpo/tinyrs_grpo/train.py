@@ -27,8 +27,9 @@ from typing import Any
 
 import datasets
 import transformers
-from trl import GRPOConfig, GRPOTrainer, ModelConfig, TrlParser, get_peft_config
+from trl import GRPOConfig, GRPOTrainer, ModelConfig, get_peft_config
 
+from tinyrs_grpo import __version__
 from tinyrs_grpo.callbacks import CorruptImageSummaryCallback, JsonlLogCallback, JudgeSummaryCallback
 from tinyrs_grpo.checkpoints import (
     OutputDirError,
@@ -49,9 +50,12 @@ from tinyrs_grpo.data import (
     select_split,
 )
 from tinyrs_grpo.dryrun import PathError, UsageError, check_usage, dry_run, format_settings, one_line, wants_dry_run
+from tinyrs_grpo.flags import GRPOParser
 from tinyrs_grpo.guard import guard_images
-from tinyrs_grpo.judge import API_KEY_ENV, Judge
+from tinyrs_grpo.judge import API_KEY_ENV, Judge, make_judge_reward
 from tinyrs_grpo.model import load_processor, pixel_bounds, resize_dataset_images
+from tinyrs_grpo.modelcard import ModelCard, model_card
+from tinyrs_grpo.noise import silence_known_noise
 from tinyrs_grpo.rewards import get_reward_funcs
 from tinyrs_grpo.scan import cached_scan, check_once
 
@@ -59,7 +63,10 @@ from tinyrs_grpo.scan import cached_scan, check_once
 logger = logging.getLogger("tinyrs_grpo")
 
 
-def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args: ModelConfig) -> GRPOTrainer:
+def main(
+    script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args: ModelConfig, recipe: str | None = None
+) -> GRPOTrainer:
+    """Train, save, and write the model card (``recipe``: the ``--config`` file the arguments came from, if any)."""
     # ---- logging ------------------------------------------------------------------------------------------------
     log_level = training_args.get_process_log_level()
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=log_level)
@@ -68,7 +75,7 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
     datasets.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.set_verbosity(log_level)
     check_usage(script_args, training_args, model_args)  # names and counts first: a typo costs no model load
-    init_deepspeed_comm(training_args)
+    attach_deepspeed_to_process_group(training_args)
 
     # ---- output folder: writable, room for the model, and where to resume from (before any work) --------------
     min_free = 0 if model_args.use_peft else folder_size(model_args.model_name_or_path)
@@ -110,8 +117,9 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         name = str(script_args.dataset_name)
         raise DatasetError(str(exc) if str(exc).startswith(name) else f"{name}: {exc}") from exc
 
-    # ---- rewards --------------------------------------------------------------------------------------------------
-    reward_funcs = get_reward_funcs(script_args.reward_funcs, judge=judge)
+    # ---- rewards (the judge's reward is built here and handed to the registry) -----------------------------------
+    judge_reward = make_judge_reward(judge) if judge is not None else None
+    reward_funcs = get_reward_funcs(script_args.reward_funcs, judge_reward, script_args.reward_module)
 
     # ---- model and trainer ------------------------------------------------------------------------------------------
     model_init_kwargs = dict(
@@ -152,6 +160,9 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
         peft_config=get_peft_config(model_args),
         callbacks=callbacks,
     )
+    trainer.card = model_card(
+        script_args, training_args, model_args, recipe, len(train_dataset), (min_pixels, max_pixels)
+    )
 
     # ---- train (from the newest complete checkpoint in output_dir unless --resume_from_checkpoint says otherwise) --
     if checkpoint:
@@ -162,6 +173,7 @@ def main(script_args: GRPOScriptArguments, training_args: GRPOConfig, model_args
     trainer.save_model(training_args.output_dir)
     if trainer.accelerator.is_main_process:
         processor.save_pretrained(training_args.output_dir)
+    trainer.create_model_card()  # README.md: base model, data, recipe, stage (replaces TRL's stock card)
     logger.info("model saved to %s", training_args.output_dir)
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=script_args.dataset_name)
@@ -176,9 +188,18 @@ class ResumableGRPOTrainer(GRPOTrainer):
     the live module names and it loads with strict=False; see tinyrs_grpo.checkpoints.load_model_weights).
     """
 
+    card: ModelCard | None = None  # set by main(); TRL's stock card is written when it is None
+
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
         if not load_model_weights(self, resume_from_checkpoint, model):
             super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def create_model_card(self, *args: Any, **kwargs: Any) -> None:
+        """Called by TRL at every checkpoint save (and by push_to_hub): write our card instead of the stock one."""
+        if self.card is None:
+            super().create_model_card(*args, **kwargs)
+        elif self.is_world_process_zero():
+            self.card.write(self.args.output_dir, steps=self.state.global_step)
 
 
 def load_splits(
@@ -248,9 +269,14 @@ def _checked(
     return cached_scan(scan, script_args.dataset_name, split, settings, training_args.output_dir, verdict)
 
 
-def init_deepspeed_comm(training_args: GRPOConfig) -> None:
+def attach_deepspeed_to_process_group(training_args: GRPOConfig) -> None:
     """With ``--use_cpu`` under a launcher, accelerate starts torch.distributed (gloo) but not deepspeed.comm, so
-    ZeRO-3's model-init context would see a world size of 1 and reject the batch sizes. Wrap the live group."""
+    ZeRO-3's model-init context would see a world size of 1 and reject the batch sizes. Wrap the live group.
+
+    Only an existing process group is wrapped, with its own backend; without one (a single process, no launcher)
+    nothing happens. (tinyrs_sft's ``init_deepspeed_comm`` differs: it starts deepspeed.comm itself, gloo on CPU,
+    also when no group exists, hence the different name.)
+    """
     if not training_args.deepspeed:
         return
     _ = training_args.device  # sets up the process group
@@ -263,8 +289,8 @@ def init_deepspeed_comm(training_args: GRPOConfig) -> None:
             deepspeed.init_distributed(dist_backend=torch.distributed.get_backend())
 
 
-def make_parser() -> TrlParser:
-    return TrlParser((GRPOScriptArguments, GRPOConfig, ModelConfig))
+def make_parser() -> GRPOParser:
+    return GRPOParser((GRPOScriptArguments, GRPOConfig, ModelConfig))
 
 
 def reject_key_in_config(path: str) -> None:
@@ -284,20 +310,25 @@ def cli(argv: Sequence[str] | None = None) -> None:
     Every expected failure ends as one line on stderr: exit 2 for arguments, 1 for data, paths and runtime.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    if "--version" in args:
+        sys.stdout.write(f"tinyrs-grpo {__version__}\n")
+        return
+    silence_known_noise()
     implied_cpu = False
     if wants_dry_run(args) and "--use_cpu" not in args and not gpu_available():
         args, implied_cpu = [*args, "--use_cpu", "true"], True  # a login node: let --bf16 true parse
+    recipe = args[args.index("--config") + 1] if "--config" in args[:-1] else None
     try:
-        if "--config" in args:
-            reject_key_in_config(args[args.index("--config") + 1])
-        script_args, training_args, model_args = make_parser().parse_args_and_config(args=args)
+        if recipe is not None:
+            reject_key_in_config(recipe)
+        script_args, training_args, model_args = make_parser().parse(args)
     except (ValueError, OSError) as exc:
         fail(exc, 2)
     try:
         if script_args.dry_run:
             dry_run(script_args, training_args, model_args, implied_cpu=implied_cpu)
             return
-        main(script_args, training_args, model_args)
+        main(script_args, training_args, model_args, recipe=recipe)
     except UsageError as exc:
         fail(exc, 2)
     except (DatasetError, OutputDirError, PathError) as exc:
