@@ -1,4 +1,4 @@
-"""Every package reads a boolean flag with the same words: the ones TRL's parser (transformers' string_to_bool) takes."""
+"""Every package reads a boolean flag with the same words: those of TRL's parser (transformers' string_to_bool)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tinyrs_grpo.flags import parse_bool as grpo_bool
 from tinyrs_sft.cliargs import str2bool as sft_bool
 
 
-WORDS = ["true", "True", "TRUE", "t", "T", "yes", "Y", "1", "false", "False", "f", "no", "N", "0", "on", "off", "2", ""]
+WORDS = ["true", "True", "TRUE", "t", "T", "yes", "Y", "1", "false", "False", "f", "no", "N", "0", "on", "off", "2"]
 
 
 def _reference(word: str) -> bool | None:

@@ -22,8 +22,9 @@ from typing import Any
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
-TRUE_WORDS = frozenset({"true", "1", "yes", "y", "on"})
-FALSE_WORDS = frozenset({"false", "0", "no", "n", "off"})
+# The words TRL's parser (transformers' string_to_bool) takes, so that every flag of every package reads alike.
+TRUE_WORDS = frozenset({"true", "t", "1", "yes", "y"})
+FALSE_WORDS = frozenset({"false", "f", "0", "no", "n"})
 
 
 class UsageError(ValueError):
