@@ -104,7 +104,7 @@ def render_card(
         lines.append(f"- {line}")
     lines += [
         "",
-        "The full arguments are in `training_args.bin` (`torch.load(..., weights_only=False)`); the loss curve is in "
+        "The full arguments are in `training_args.bin` (the pickled TrainingArguments); the loss curve is in "
         "`trainer_state.json`.",
         "",
     ]
