@@ -87,7 +87,7 @@ SCALES: dict[str, dict[str, int]] = {
         "sft_mc": 200,
         "sft_multi_image": 20,
         "sft_text_only": 20,
-        "cot_per_task": 150,
+        "cot_per_task": 200,
         "grpo_train": 240,
         "grpo_test": 48,
         "eval_per_benchmark": 50,

@@ -56,12 +56,12 @@ class Budget:
     data_scale: str = "full"
     model_preset: str = "small"
     pretrain_epochs: float = 1.0
-    sft_epochs: float = 3.0
+    sft_epochs: float = 4.0
     cot_epochs: float = 3.0
     # CoT-SFT continues from the SFT model at a gentler rate than SFT's 1e-3 (which made it forget classification
     # when the loss was a token mean); at 3e-4 for 130 steps the reasoning texts came out garbled.
     cot_lr: str = "7e-4"
-    grpo_steps: int = 100
+    grpo_steps: int = 80
     eval_limit: int | None = None
     train_limit_steps: int | None = None  # caps every SFT stage (quick mode only)
     seed: int = 0  # of every training stage; the data and the base model are always built with seed 0
@@ -129,8 +129,9 @@ def sft_command(
     cmd = [
         str(BIN / "deepspeed"), "--num_gpus", "1", "--master_port", str(free_port()), "--module", "tinyrs_sft.train",
         "--config", str(recipe),
-        "--model_id", str(model),
-        "--data_path", str(data),
+        "--model_name_or_path", str(model),
+        "--dataset_name", str(data),
+        "--training_stage", {"pretrain": "pretraining"}.get(name, name),
         "--image_folder", str(out / "data" / "images"),
         "--output_dir", str(out / name),
         "--num_train_epochs", str(epochs),
@@ -162,7 +163,7 @@ def eval_command(out: Path, stage: str, model: Path, reasoning: bool, budget: Bu
         "--data_root", str(out / "data" / "eval"),
         "--output_dir", str(out / "eval" / stage),
         "--model_type", "hf",
-        "--model_path", str(model),
+        "--model_name_or_path", str(model),
         "--prompt_style", "tinyrs",
         "--task", "all",
         "--batch_size", "16",
