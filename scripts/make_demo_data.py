@@ -87,7 +87,10 @@ SCALES: dict[str, dict[str, int]] = {
         "sft_mc": 200,
         "sft_multi_image": 20,
         "sft_text_only": 20,
-        "cot_per_task": 200,
+        # CoT-SFT teaches every skill again behind a reasoning: grounding and presence are relearnt slowest there.
+        "cot_per_task": 150,
+        "cot_vg": 500,
+        "cot_presence": 300,
         "grpo_train": 240,
         "grpo_test": 48,
         "eval_per_benchmark": 50,
@@ -879,6 +882,11 @@ def _write_eval(out: Path, images: ImageWriter, rng: random.Random, n: int) -> N
         _dump_json(data_root / file_name, records)
 
 
+def cot_count(counts: dict[str, int], builder: Builder) -> int:
+    """CoT-SFT records of one task: its own `cot_<task>` count if the scale has one, else `cot_per_task`."""
+    return counts.get("cot_" + builder.__name__.removeprefix("qa_"), counts["cot_per_task"])
+
+
 def build_demo_data(output_dir: str | Path, seed: int = 0, scale: str = "small") -> Path:
     """Write the whole demo dataset under `output_dir` (see the module docstring) and return that path."""
     if scale not in SCALES:
@@ -903,7 +911,7 @@ def build_demo_data(output_dir: str | Path, seed: int = 0, scale: str = "small")
     _write_list(out, images, "sft", "sft", sft)
 
     rng = stream("cot")
-    cot = [builder(rng, TRAIN_SIZES, i) for builder in COT_BUILDERS for i in range(counts["cot_per_task"])]
+    cot = [builder(rng, TRAIN_SIZES, i) for builder in COT_BUILDERS for i in range(cot_count(counts, builder))]
     rng.shuffle(cot)
     _write_list(out, images, "cot_sft", "cot", cot, cot=True)
 

@@ -138,7 +138,7 @@ def _demo_counts(scale: str) -> dict[str, int]:
     counts = make_demo_data.SCALES[scale]
     return {
         "SFT": sum(counts[key] for key in make_demo_data.SFT_BUILDERS),
-        "CoT-SFT": counts["cot_per_task"] * len(make_demo_data.COT_BUILDERS),
+        "CoT-SFT": sum(make_demo_data.cot_count(counts, b) for b in make_demo_data.COT_BUILDERS),
         "pretraining": counts["pretrain"],
         "GRPO": (counts["grpo_train"], counts["grpo_test"]),
         "per benchmark": counts["eval_per_benchmark"],

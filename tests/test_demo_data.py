@@ -355,7 +355,7 @@ def test_layout_and_small_sizes(data: Path) -> None:
     sizes = mdd.SCALES["small"]
     sft_total = sum(v for k, v in sizes.items() if k.startswith("sft_"))
     assert len(load_list(data / "sft.json")) == sft_total
-    assert len(load_list(data / "cot_sft.json")) == sizes["cot_per_task"] * len(mdd.COT_BUILDERS)
+    assert len(load_list(data / "cot_sft.json")) == sum(mdd.cot_count(sizes, b) for b in mdd.COT_BUILDERS)
     assert len(load_list(data / "pretrain.json")) == sizes["pretrain"]
     for name in BENCHMARK_FILES:
         assert len(load_list(data / "eval" / name)) == sizes["eval_per_benchmark"], name
