@@ -61,7 +61,7 @@ class Budget:
     # CoT-SFT continues from the SFT model at a gentler rate than SFT's 1e-3 (which made it forget classification
     # when the loss was a token mean); at 3e-4 for 130 steps the reasoning texts came out garbled.
     cot_lr: str = "7e-4"
-    grpo_steps: int = 100
+    grpo_steps: int = 120
     eval_limit: int | None = None
     train_limit_steps: int | None = None  # caps every SFT stage (quick mode only)
     seed: int = 0  # of every training stage; the data and the base model are always built with seed 0
