@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -95,13 +96,59 @@ def stage_env() -> dict[str, str]:
     return env
 
 
-def run_stage(name: str, out: Path, cmd: list[str], fresh: bool) -> float:
-    """Run one stage's command with its log under out/name; skip it when its DONE marker exists."""
+@functools.cache
+def code_fingerprint() -> str:
+    """Hash of the Python sources the stages run (the three packages and the scripts): a stage made by other code is
+    redone, never reused."""
+    digest = hashlib.sha256()
+    for folder in ("sft", "grpo", "eval", "scripts"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def stage_key(cmd: list[str]) -> str:
+    """What a stage's result depends on: its command (the launcher's port aside), the contents of the files it names
+    (recipes, DeepSpeed configs, data lists) and the code."""
+    digest = hashlib.sha256(code_fingerprint().encode())
+    for i, arg in enumerate(cmd):
+        if i and cmd[i - 1] == "--master_port":
+            continue
+        digest.update(arg.encode() + b"\0")
+        path = Path(arg)
+        if path.suffix in (".yaml", ".json") and path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+class StageRunner:
+    """Runs the stages in order. A stage is reused only when its DONE marker records the same key (command, named
+    files, code) and no earlier stage was redone in this run; otherwise it and every later stage run afresh."""
+
+    def __init__(self, out: Path, fresh: bool) -> None:
+        self.out = out
+        self.redo = fresh
+
+    def __call__(self, name: str, cmd: list[str]) -> float:
+        done = self.out / name / "DONE"
+        key = stage_key(cmd)
+        if not self.redo and done.exists():
+            try:
+                recorded = json.loads(done.read_text(encoding="utf-8")).get("key")
+            except (ValueError, AttributeError):
+                recorded = None
+            if recorded == key:
+                print(f"[demo] {name}: done before, reused (same command, files and code)", flush=True)
+                return 0.0
+            print(f"[demo] {name}: made by another command, recipe or code version: redone", flush=True)
+        self.redo = True  # everything after a redone stage consumes its new output
+        return run_stage(name, self.out, cmd, key)
+
+
+def run_stage(name: str, out: Path, cmd: list[str], key: str) -> float:
+    """Run one stage's command with its log under out/name; DONE (written last) records its time and key."""
     stage_dir = out / name
     done = stage_dir / "DONE"
-    if done.exists() and not fresh:
-        print(f"[demo] {name}: done before, reused ({stage_dir})", flush=True)
-        return 0.0
     if stage_dir.exists():
         shutil.rmtree(stage_dir)  # a half-finished stage is redone from scratch
     stage_dir.mkdir(parents=True)
@@ -117,7 +164,7 @@ def run_stage(name: str, out: Path, cmd: list[str], fresh: bool) -> float:
         tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
         print("\n".join(tail), file=sys.stderr)
         raise SystemExit(f"[demo] stage {name} failed (exit {proc.returncode}); full log: {log}")
-    done.write_text(f"{seconds:.1f}\n", encoding="utf-8")
+    done.write_text(json.dumps({"seconds": round(seconds, 1), "key": key}) + "\n", encoding="utf-8")
     print(f"[demo] {name}: finished in {seconds:.0f} s", flush=True)
     return seconds
 
@@ -255,64 +302,30 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     timings: dict[str, float] = {}
 
-    timings["data"] = run_stage(
-        "data",
-        out,
-        [
-            PY,
-            str(REPO / "scripts" / "make_demo_data.py"),
-            "--output_dir",
-            str(out / "data"),
-            "--scale",
-            budget.data_scale,
-        ],
-        args.fresh,
-    )
-    timings["base"] = run_stage(
-        "base",
-        out,
-        [
-            PY,
-            str(REPO / "scripts" / "make_tiny_model.py"),
-            "--preset",
-            budget.model_preset,
-            "--output_dir",
-            str(out / "base"),
-        ],
-        args.fresh,
-    )
+    stage = StageRunner(out, args.fresh)
     data = out / "data"
-    timings["pretrain"] = run_stage(
-        "pretrain",
-        out,
-        sft_command(out, "pretrain", out / "base", data / "pretrain.json", budget.pretrain_epochs, budget),
-        args.fresh,
+    make_data = [
+        PY,
+        str(REPO / "scripts" / "make_demo_data.py"),
+        "--output_dir",
+        str(data),
+        "--scale",
+        budget.data_scale,
+    ]
+    timings["data"] = stage("data", make_data)
+    make_base = [PY, str(REPO / "scripts" / "make_tiny_model.py"), "--preset", budget.model_preset]
+    timings["base"] = stage("base", [*make_base, "--output_dir", str(out / "base")])
+    pretrain = sft_command(out, "pretrain", out / "base", data / "pretrain.json", budget.pretrain_epochs, budget)
+    timings["pretrain"] = stage("pretrain", pretrain)
+    timings["sft"] = stage(
+        "sft", sft_command(out, "sft", out / "pretrain", data / "sft.json", budget.sft_epochs, budget)
     )
-    timings["sft"] = run_stage(
-        "sft",
-        out,
-        sft_command(out, "sft", out / "pretrain", data / "sft.json", budget.sft_epochs, budget),
-        args.fresh,
-    )
-    timings["cot_sft"] = run_stage(
-        "cot_sft",
-        out,
-        sft_command(
-            out,
-            "cot_sft",
-            out / "sft",
-            data / "cot_sft.json",
-            budget.cot_epochs,
-            budget,
-            ("--learning_rate", budget.cot_lr, "--merger_lr", budget.cot_lr, "--vision_lr", budget.cot_lr),
-        ),
-        args.fresh,
-    )
-    timings["grpo"] = run_stage("grpo", out, grpo_command(out, out / "cot_sft", budget), args.fresh)
-    for stage, folder, reasoning in STAGES:
-        timings[f"eval_{stage}"] = run_stage(
-            f"eval/{stage}", out, eval_command(out, stage, out / folder, reasoning, budget), args.fresh
-        )
+    cot_lrs = ("--learning_rate", budget.cot_lr, "--merger_lr", budget.cot_lr, "--vision_lr", budget.cot_lr)
+    cot = sft_command(out, "cot_sft", out / "sft", data / "cot_sft.json", budget.cot_epochs, budget, cot_lrs)
+    timings["cot_sft"] = stage("cot_sft", cot)
+    timings["grpo"] = stage("grpo", grpo_command(out, out / "cot_sft", budget))
+    for name, folder, reasoning in STAGES:
+        timings[f"eval_{name}"] = stage(f"eval/{name}", eval_command(out, name, out / folder, reasoning, budget))
 
     table = summary_table(out)
     total = time.monotonic() - started
@@ -336,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             "--output",
             str(out / "report.html"),
         ],
-        fresh=True,
+        key="",
     )
     print(summary)
     print(f"[demo] summary: {out / 'summary.md'}; HTML report: {out / 'report.html'}")
