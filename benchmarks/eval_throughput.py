@@ -35,7 +35,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def _evaluate(common: list[str], out: Path, run_name: str, extra: list[str]) -> dict:
     from tinyrs_eval.config import parse_run_args
-    from tinyrs_eval.run import evaluate
+    from tinyrs_eval.run import main as evaluate
 
     cfg = parse_run_args([*common, "--output_dir", str(out), "--run_name", run_name, "--force_inference", "true",
                           "--log_level", "WARNING", *extra])  # fmt: skip

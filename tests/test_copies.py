@@ -17,6 +17,7 @@ COPIES = {
     ],
     "cliargs.py": [
         "sft/tinyrs_sft/cliargs.py",
+        "grpo/tinyrs_grpo/cliargs.py",
         "eval/tinyrs_eval/cliargs.py",
     ],
 }

@@ -8,7 +8,7 @@ import pytest
 from transformers.hf_argparser import string_to_bool
 
 from tinyrs_eval.cliargs import str2bool as eval_bool
-from tinyrs_grpo.flags import parse_bool as grpo_bool
+from tinyrs_grpo.cliargs import str2bool as grpo_bool
 from tinyrs_sft.cliargs import str2bool as sft_bool
 
 

@@ -186,7 +186,7 @@ def run_sft(output_dir: Path, data: Path, *extra: str) -> None:
         "--logging_steps", "1", "--save_strategy", "no", "--disable_tqdm", "True",
         "--dataloader_num_workers", "0", "--seed", "0", *extra,
     ]  # fmt: skip
-    cli(argv)  # the `tinyrs-sft train` / `python -m tinyrs_sft.train` entry point
+    assert cli(argv) == 0  # the `tinyrs-sft train` / `python -m tinyrs_sft.train` entry point
 
 
 def test_sft_trains_from_released_checkpoint_and_keeps_its_bounds(meta, tmp_path):
@@ -270,7 +270,7 @@ def test_grpo_dry_run_reports_the_bounds_training_uses(tmp_path):
     """4.x files keep ``size`` and top-level ``min_pixels``/``max_pixels`` apart; the top-level keys win on load."""
     from transformers import AutoProcessor
 
-    from tinyrs_grpo.dryrun import checkpoint_pixel_bounds
+    from tinyrs_grpo.dry_run import checkpoint_pixel_bounds
     from tinyrs_grpo.model import load_processor, pixel_bounds
 
     assert checkpoint_pixel_bounds(str(CHECKPOINT)) == pixel_bounds(load_processor(str(CHECKPOINT)))

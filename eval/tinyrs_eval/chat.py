@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from tinyrs_eval import __version__
-from tinyrs_eval.cliargs import BOOL_FLAG, StrictArgumentParser
+from tinyrs_eval.cliargs import BOOL_FLAG, EXIT_FAILURE, EXIT_USAGE, StrictArgumentParser, setup_logging
 from tinyrs_eval.errors import EvalError
+from tinyrs_eval.images import load_image
 from tinyrs_eval.interactive import TASK_LABELS, ChatModel, Turn, make_query, parse_output, split_output
 
 
@@ -116,7 +117,6 @@ def build_app(slot: ModelSlot, examples: list[list[str]] | None = None, reasonin
     import gradio as gr
 
     from tinyrs_eval.boxes import draw_boxes
-    from tinyrs_eval.run import load_image
 
     def on_image(path: str | None):
         empty = ([], [], "", "", None, "")
@@ -282,13 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level)
     if args.demo_dir:
         try:
             model, reasoning = demo_checkpoint(args.demo_dir)
         except EvalError as exc:
             sys.stderr.write(f"error: {exc}\n")
-            return 2
+            return EXIT_USAGE
         args.model_name_or_path = args.model_name_or_path or str(model)
         args.reasoning = args.reasoning or reasoning
         examples = Path(args.demo_dir) / "data" / "eval"
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --model_name_or_path or --demo_dir")
     if args.examples and not Path(args.examples).is_dir():
         sys.stderr.write(f"error: --examples is not a folder: {args.examples}\n")
-        return 2
+        return EXIT_USAGE
     slot = ModelSlot(
         max_new_tokens=args.max_new_tokens,
         device=args.device,
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except OSError as exc:
         sys.stderr.write(f"error: cannot serve on {args.server_name}:{args.server_port}: {exc}\n")
-        return 2
+        return EXIT_FAILURE
     return 0
 
 

@@ -1,45 +1,38 @@
-"""``tinyrs-eval run|report|infer|chat ...``: evaluate, compare runs in HTML, ask one image, chat in a web page.
+"""``tinyrs-eval`` console script: ``run``, ``report``, ``infer`` and ``chat``.
+
+    tinyrs-eval run --config eval/configs/tinyrs_reasoning.yaml --model_name_or_path CKPT --data_root DATA
+    tinyrs-eval report eval_out/ --output report.html
+    tinyrs-eval infer --model_name_or_path CKPT --image scene.png --question "How many ships?"
 
 Exit status: 0 done, 1 bad data or a runtime failure, 2 a usage error (the command line or a recipe).
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
+from collections.abc import Sequence
 
 from tinyrs_eval import __version__
-from tinyrs_eval.cliargs import EXIT_USAGE, StrictArgumentParser
+from tinyrs_eval.cliargs import StrictArgumentParser, command_parser, dispatch
 
 
+PROG = "tinyrs-eval"
+DESCRIPTION = "TinyRS benchmark runner."
+# command -> ("module:function" called with the command's arguments, one line of help)
 COMMANDS = {
-    "run": "tinyrs_eval.run",
-    "report": "tinyrs_eval.report",
-    "infer": "tinyrs_eval.infer",
-    "chat": "tinyrs_eval.chat",
+    "run": ("tinyrs_eval.run:cli", "evaluate a checkpoint on the benchmarks (the same as python -m tinyrs_eval.run)"),
+    "report": ("tinyrs_eval.report.page:main", "compare runs in one HTML page"),
+    "infer": ("tinyrs_eval.infer:main", "ask a checkpoint about one image or a folder of images"),
+    "chat": ("tinyrs_eval.chat:main", "chat with a checkpoint about an image in a web page"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = StrictArgumentParser(
-        prog="tinyrs-eval",
-        description="TinyRS benchmark runner. '<command> --help' lists each command's options.",
-    )
-    parser.add_argument("--version", action="version", version=f"tinyrs-eval {__version__}")
-    parser.add_argument("command", choices=tuple(COMMANDS))
-    parser.add_argument("args", nargs=argparse.REMAINDER)
-    return parser
+def build_parser() -> StrictArgumentParser:
+    return command_parser(PROG, DESCRIPTION, COMMANDS, __version__)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
-    if not argv or argv[0] in ("-h", "--help"):
-        parser.print_help()
-        return 0 if argv else EXIT_USAGE
-    ns = parser.parse_args(argv[:1])
-    return importlib.import_module(COMMANDS[ns.command]).main(argv[1:])
+def main(argv: Sequence[str] | None = None) -> int:
+    return dispatch(build_parser(), COMMANDS, argv)
 
 
 if __name__ == "__main__":

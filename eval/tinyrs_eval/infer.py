@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from tinyrs_eval import __version__
-from tinyrs_eval.cliargs import BOOL_FLAG, StrictArgumentParser
+from tinyrs_eval.cliargs import BOOL_FLAG, EXIT_FAILURE, StrictArgumentParser, setup_logging
 from tinyrs_eval.errors import EvalError
+from tinyrs_eval.images import load_image
 from tinyrs_eval.interactive import TASKS, ChatModel, make_query, parse_output
 
 
@@ -60,8 +61,6 @@ def list_images(path: Path) -> list[Path]:
 
 def answer_one(model: ChatModel, image_path: Path, question: str, task: str, reasoning: bool) -> dict[str, Any]:
     """The JSON record for one image; an unreadable image gives a record with ``error`` set and no answer."""
-    from tinyrs_eval.run import load_image
-
     query = make_query(task, question, model.prompt_style)
     record: dict[str, Any] = {"image": str(image_path), "size": None, "task": task, "query": query}
     image, error = load_image(image_path)
@@ -77,12 +76,10 @@ def answer_one(model: ChatModel, image_path: Path, question: str, task: str, rea
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level)
     try:
         images = list_images(Path(args.image))
         if not Path(args.image).is_dir():  # one image: a bad file is reported before the model loads
-            from tinyrs_eval.run import load_image
-
             if load_image(images[0])[0] is None:
                 raise EvalError(load_image(images[0])[1])
         model = ChatModel(
@@ -94,13 +91,13 @@ def main(argv: list[str] | None = None) -> int:
             reasoning_config=args.reasoning_config,
         )
         records = [answer_one(model, p, args.question, args.task, args.reasoning) for p in images]
-    except EvalError as exc:
+    except EvalError as exc:  # no such model or image, an image that does not open: data, not usage
         sys.stderr.write(f"error: {exc}\n")
-        return 2
+        return EXIT_FAILURE
     single = len(records) == 1 and not Path(args.image).is_dir()
     if single and records[0]["error"]:
         sys.stderr.write(f"error: {records[0]['error']}\n")
-        return 2
+        return EXIT_FAILURE
     text = (
         json.dumps(records[0], ensure_ascii=False)
         if single

@@ -14,9 +14,7 @@ writes results.json / summary.md.
 from __future__ import annotations
 
 import datetime
-import errno
 import logging
-import os
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,11 +28,12 @@ from tqdm import tqdm
 from tinyrs_eval import metrics, storage
 from tinyrs_eval.backends import Backend, GenerationSettings, Request, check_available, create_backend
 from tinyrs_eval.benchmarks import BENCHMARKS, Benchmark, Sample, parse_tasks, preflight
-from tinyrs_eval.cliargs import EXIT_FAILURE
+from tinyrs_eval.cliargs import EXIT_FAILURE, setup_logging
 from tinyrs_eval.config import RunConfig, make_run_name, parse_run_args, settings_fingerprint
 from tinyrs_eval.distributed import Dist, init_dist, shard
+from tinyrs_eval.dry_run import dry_run_main
 from tinyrs_eval.errors import ConfigError, EvalError
-from tinyrs_eval.images import load_image as load_image  # re-exported: chat and infer import it from here
+from tinyrs_eval.images import load_image
 from tinyrs_eval.prompts import ChatTemplate, build_query, load_template
 from tinyrs_eval.results import markdown_table, package_versions, write_json_atomic, write_outputs
 
@@ -251,70 +250,11 @@ class Evaluator:
         }
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever sys.stderr is at the time of the record (test runners swap it)."""
-
-    @property
-    def stream(self):  # type: ignore[override]
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
-def _setup_logging(level: str, dist: Dist, log_file: Path | None) -> None:
-    fmt = f"%(asctime)s [rank {dist.rank}] %(levelname)s %(name)s: %(message)s"
-    root = logging.getLogger()
-    root.setLevel(level)
-    if not any(getattr(h, "_tinyrs_eval", False) for h in root.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter(fmt))
-        handler._tinyrs_eval = True  # type: ignore[attr-defined]
-        if not dist.is_main:
-            handler.setLevel(logging.WARNING)
-        root.addHandler(handler)
-    if log_file is not None:
-        for h in [h for h in root.handlers if isinstance(h, logging.FileHandler) and getattr(h, "_tinyrs_eval", 0)]:
-            root.removeHandler(h)
-            h.close()
-        fh = logging.FileHandler(log_file, encoding="utf-8")
-        fh.setFormatter(logging.Formatter(fmt))
-        fh._tinyrs_eval = True  # type: ignore[attr-defined]
-        root.addHandler(fh)
-
-
-# Errors that mean "the output folder cannot take more data"; reported in one line by main().
-WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
-
-
-def check_writable(folder: Path) -> None:
-    """Create ``folder`` and write (then remove) a probe file in it.
-
-    Raises:
-        ConfigError: naming the folder (read-only file system, permission denied, disk full, not a folder).
-    """
-    probe = folder / f".tinyrs-write-test-{os.getpid()}"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(probe, "wb") as f:
-            f.write(b"\0" * 64)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        raise ConfigError(f"cannot write to --output_dir {folder.parent}: {exc.strerror or exc}") from exc
-    finally:
-        try:
-            probe.unlink()
-        except OSError:
-            pass
-
-
-def evaluate(cfg: RunConfig) -> dict[str, Any] | None:
+def main(cfg: RunConfig) -> dict[str, Any] | None:
     """Run an evaluation; returns the results dict on rank 0 (None on other ranks). ``--dry_run`` is handled by
-    main() (tinyrs_eval.dryrun), before this is called."""
+    ``cli`` (tinyrs_eval.dry_run), before this is called."""
     if cfg.dry_run:
-        raise ConfigError("evaluate() does not dry-run: use tinyrs_eval.dryrun.dry_run (tinyrs-eval run --dry_run)")
+        raise ConfigError("run.main does not dry-run: use tinyrs_eval.dry_run.dry_run (tinyrs-eval run --dry_run)")
     t_start = time.perf_counter()
     check_available(cfg.model_type)
     if cfg.cpu_threads:
@@ -322,7 +262,7 @@ def evaluate(cfg: RunConfig) -> dict[str, Any] | None:
 
         torch.set_num_threads(cfg.cpu_threads)
     dist = init_dist()
-    _setup_logging(cfg.log_level, dist, None)
+    setup_logging(cfg.log_level, main_process=dist.is_main)
     benches = parse_tasks(cfg.task)
     template = load_template(cfg.reasoning_config)
     samples = preflight(cfg.data_root, benches, cfg.limit, cfg.allow_external_image_paths)  # before any model loads
@@ -332,8 +272,8 @@ def evaluate(cfg: RunConfig) -> dict[str, Any] | None:
     run_dir = output_dir / run_name
     storage.check_settings(run_dir, settings, cfg.force_inference)  # other weights under the same --run_name
     if dist.is_main:
-        check_writable(run_dir)  # before the model is loaded: a read-only or full disk fails now, in one line
-        _setup_logging(cfg.log_level, dist, run_dir / "eval.log")
+        storage.check_writable(run_dir)  # before the model loads: a read-only or full disk fails now, in one line
+        setup_logging(cfg.log_level, main_process=dist.is_main, log_file=run_dir / "eval.log")
         logger.info(
             "run %s -> %s (prompt style %s, template %s)",
             run_name,
@@ -376,19 +316,21 @@ def evaluate(cfg: RunConfig) -> dict[str, Any] | None:
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
+def cli(argv: list[str] | None = None) -> int:
+    """Parse ``--config recipe.yaml`` plus flags and run ``main`` (or the dry run); print the score table.
+
+    A usage error exits 2 (``SystemExit``, found while parsing); bad data and failed runs return 1 after one line.
+    """
     cfg = parse_run_args(argv)
     if cfg.dry_run:
-        from tinyrs_eval.dryrun import dry_run_main
-
         return dry_run_main(cfg)
     try:
-        results = evaluate(cfg)
+        results = main(cfg)
     except EvalError as exc:  # bad data, model, template or output folder found while running
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_FAILURE
     except OSError as exc:  # disk full, read-only, permission: one line; a rerun resumes what was written
-        if exc.errno not in WRITE_ERRNOS:
+        if exc.errno not in storage.WRITE_ERRNOS:
             raise
         sys.stderr.write(f"error: {exc.filename or cfg.output_dir}: {exc.strerror or exc}\n")
         return EXIT_FAILURE
@@ -398,4 +340,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

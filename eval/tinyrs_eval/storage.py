@@ -7,6 +7,7 @@ both kinds (any world size), so nothing finished is lost and nothing is written 
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -164,3 +165,29 @@ def check_settings(run_dir: Path, settings: dict[str, Any], force_inference: boo
         f"{run_dir}: its predictions were made with a different {what} (retrained into the same folder?); "
         "rerun with --force_inference true to discard them, or choose another --run_name"
     )
+
+
+# Errors that mean "the output folder cannot take more data"; reported in one line by run.cli().
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` and write (then remove) a probe file in it.
+
+    Raises:
+        ConfigError: naming the folder (read-only file system, permission denied, disk full, not a folder).
+    """
+    probe = folder / f".tinyrs-write-test-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 64)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise ConfigError(f"cannot write to --output_dir {folder.parent}: {exc.strerror or exc}") from exc
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass

@@ -23,8 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tinyrs_grpo import __version__
+from tinyrs_grpo.cliargs import EXIT_FAILURE, StrictArgumentParser, setup_logging
 from tinyrs_grpo.data import DatasetError, build_prompt, grpo_features, inside_folder, read_json_records
-from tinyrs_grpo.flags import FlagParser
 from tinyrs_grpo.text import BOX, EXACT, OPEN_ENDED, answer_type_code, extract_answer, parse_box
 
 
@@ -146,8 +147,9 @@ def build_grpo_dataset(
     return summary
 
 
-def make_parser() -> FlagParser:
-    parser = FlagParser(prog="tinyrs-grpo build-data", description=__doc__.split("\n\n")[0])
+def make_parser() -> StrictArgumentParser:
+    parser = StrictArgumentParser(prog="tinyrs-grpo build-data", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"tinyrs-grpo {__version__}")
     parser.add_argument("--data_path", required=True, help="LLaVA-style list JSON or JSONL (SFT / CoT-SFT).")
     parser.add_argument("--image_folder", required=True, help="Folder the records' image paths are relative to.")
     parser.add_argument("--output_dir", required=True, help="Where to save_to_disk the DatasetDict.")
@@ -159,9 +161,10 @@ def make_parser() -> FlagParser:
     return parser
 
 
-def cli(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    """``tinyrs-grpo build-data``: 0 written, 1 bad records (one line), 2 a usage error."""
     args = make_parser().parse_args(argv)
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    setup_logging()
     test_size = int(args.test_size) if args.test_size >= 1 else args.test_size
     try:
         summary = build_grpo_dataset(
@@ -176,6 +179,10 @@ def cli(argv: Sequence[str] | None = None) -> int:
         )
     except DatasetError as exc:
         sys.stderr.write(f"tinyrs-grpo build-data: error: {exc}\n")
-        return 1
+        return EXIT_FAILURE
     sys.stdout.write(json.dumps(summary, indent=1) + "\n")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,10 +9,13 @@ length bound, the reward names, data checks and the judge. There is deliberately
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from trl import ScriptArguments
+from trl import GRPOConfig, ModelConfig, ScriptArguments, TrlParser
 
+from tinyrs_grpo.cliargs import UsageError, did_you_mean, option_strings, unknown_flags_message
 from tinyrs_grpo.judge import API_KEY_ENV, DEFAULT_JUDGE_MODEL, JUDGE_PROMPTS
 
 
@@ -146,3 +149,36 @@ class GRPOScriptArguments(ScriptArguments):
         if self.judge == "auto":
             return "openai" if (os.environ.get(API_KEY_ENV) or self.judge_base_url) else "none"
         return self.judge
+
+
+class GRPOParser(TrlParser):
+    """TRL's parser for ``tinyrs-grpo train`` without abbreviations; every error raises ``UsageError`` (one line,
+    exit 2): an unknown flag or recipe key names the closest known one."""
+
+    def __init__(self, dataclass_types: Any, prog: str = "tinyrs-grpo train") -> None:
+        super().__init__(dataclass_types, prog=prog, allow_abbrev=False)
+
+    def parse(self, args: Sequence[str]) -> tuple[Any, ...]:
+        """``parse_args_and_config`` (``--config recipe.yaml``, flags win), refusing unknown flags and recipe keys."""
+        args = list(args)
+        if args and args[-1] == "--config":
+            raise UsageError("--config needs a recipe file (--config grpo/configs/tinyrs_r1.yaml)")
+        *parsed, config_rest, args_rest = self.parse_args_and_config(
+            args=args, return_remaining_strings=True, separate_remaining_strings=True
+        )
+        if config_rest:
+            config = args[args.index("--config") + 1]
+            key = config_rest[0].removeprefix("--")
+            keys = [action.dest for action in self._actions]
+            raise UsageError(f"{config}: unknown key {key!r}{did_you_mean(key, keys)}")
+        if args_rest:
+            raise UsageError(unknown_flags_message(args_rest, [*option_strings(self), "--config"]))
+        return tuple(parsed)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def make_parser() -> GRPOParser:
+    """The parser of ``tinyrs-grpo train``: these script arguments, TRL's ``GRPOConfig`` and ``ModelConfig``."""
+    return GRPOParser((GRPOScriptArguments, GRPOConfig, ModelConfig))

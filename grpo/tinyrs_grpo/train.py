@@ -39,7 +39,8 @@ from tinyrs_grpo.checkpoints import (
     resolve_resume,
     write_error_message,
 )
-from tinyrs_grpo.config import GRPOScriptArguments
+from tinyrs_grpo.cliargs import EXIT_FAILURE, EXIT_USAGE, UsageError, setup_logging
+from tinyrs_grpo.config import GRPOScriptArguments, make_parser
 from tinyrs_grpo.data import (
     BadRowError,
     DatasetError,
@@ -49,12 +50,11 @@ from tinyrs_grpo.data import (
     scan_rows,
     select_split,
 )
-from tinyrs_grpo.dryrun import PathError, UsageError, check_usage, dry_run, format_settings, one_line, wants_dry_run
-from tinyrs_grpo.flags import GRPOParser
+from tinyrs_grpo.dry_run import PathError, check_usage, dry_run, format_settings, one_line, wants_dry_run
 from tinyrs_grpo.guard import guard_images
 from tinyrs_grpo.judge import API_KEY_ENV, Judge, make_judge_reward
 from tinyrs_grpo.model import load_processor, pixel_bounds, resize_dataset_images
-from tinyrs_grpo.modelcard import ModelCard, model_card
+from tinyrs_grpo.model_card import ModelCard, model_card
 from tinyrs_grpo.noise import silence_known_noise
 from tinyrs_grpo.rewards import get_reward_funcs
 from tinyrs_grpo.scan import cached_scan, check_once
@@ -69,7 +69,7 @@ def main(
     """Train, save, and write the model card (``recipe``: the ``--config`` file the arguments came from, if any)."""
     # ---- logging ------------------------------------------------------------------------------------------------
     log_level = training_args.get_process_log_level()
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=log_level)
+    setup_logging(log_level, main_process=training_args.should_log)
     # tinyrs_grpo's own messages (data summary, judge, settings) show on the main process by default
     logger.setLevel(min(log_level, logging.INFO) if training_args.should_log else log_level)
     datasets.utils.logging.set_verbosity(log_level)
@@ -289,10 +289,6 @@ def attach_deepspeed_to_process_group(training_args: GRPOConfig) -> None:
             deepspeed.init_distributed(dist_backend=torch.distributed.get_backend())
 
 
-def make_parser() -> GRPOParser:
-    return GRPOParser((GRPOScriptArguments, GRPOConfig, ModelConfig))
-
-
 def reject_key_in_config(path: str) -> None:
     """Refuse a recipe that carries the judge key (TRL would export its ``env:`` block): keys stay out of files."""
     import yaml
@@ -304,15 +300,16 @@ def reject_key_in_config(path: str) -> None:
         raise ValueError(f"{path}: remove {API_KEY_ENV} from the env block; export it in the shell instead")
 
 
-def cli(argv: Sequence[str] | None = None) -> None:
+def cli(argv: Sequence[str] | None = None) -> int:
     """Parse ``--config recipe.yaml`` plus flags (flags win) and run ``main`` (or the dry run).
 
-    Every expected failure ends as one line on stderr: exit 2 for arguments, 1 for data, paths and runtime.
+    Every expected failure ends as one line on stderr: a usage error exits 2 (``SystemExit``), bad data, paths and
+    runtime failures return 1.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if "--version" in args:
         sys.stdout.write(f"tinyrs-grpo {__version__}\n")
-        return
+        return 0
     silence_known_noise()
     implied_cpu = False
     if wants_dry_run(args) and "--use_cpu" not in args and not gpu_available():
@@ -323,26 +320,28 @@ def cli(argv: Sequence[str] | None = None) -> None:
             reject_key_in_config(recipe)
         script_args, training_args, model_args = make_parser().parse(args)
     except (ValueError, OSError) as exc:
-        fail(exc, 2)
+        raise SystemExit(fail(exc, EXIT_USAGE)) from None
     try:
         if script_args.dry_run:
             dry_run(script_args, training_args, model_args, implied_cpu=implied_cpu)
-            return
-        main(script_args, training_args, model_args, recipe=recipe)
+        else:
+            main(script_args, training_args, model_args, recipe=recipe)
     except UsageError as exc:
-        fail(exc, 2)
+        raise SystemExit(fail(exc, EXIT_USAGE)) from None
     except (DatasetError, OutputDirError, PathError) as exc:
-        fail(exc, 1)
+        return fail(exc, EXIT_FAILURE)
     except OSError as exc:
         message = write_error_message(exc)
         if message is None:
             raise
-        fail(message, 1)
+        return fail(message, EXIT_FAILURE)
+    return 0
 
 
-def fail(error: Any, code: int) -> None:
+def fail(error: Any, code: int) -> int:
+    """Report ``error`` in one line on stderr; returns ``code``."""
     sys.stderr.write(f"tinyrs-grpo train: error: {one_line(str(error))}\n")
-    raise SystemExit(code) from None
+    return code
 
 
 def gpu_available() -> bool:
@@ -352,4 +351,4 @@ def gpu_available() -> bool:
 
 
 if __name__ == "__main__":
-    cli()
+    sys.exit(cli())

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyrs_sft import __version__
-from tinyrs_sft.cliargs import BOOL_FLAG, EXIT_FAILURE, StrictArgumentParser, UsageError, rewrite_aliases
+from tinyrs_sft.cliargs import (
+    BOOL_FLAG,
+    EXIT_FAILURE,
+    StrictArgumentParser,
+    UsageError,
+    rewrite_aliases,
+    setup_logging,
+)
 from tinyrs_sft.constants import DEFAULT_MAX_IMAGE_PIXELS
 from tinyrs_sft.records import DataError, MediaPolicy, RecordSource, check_record, record_label
 
@@ -95,6 +102,8 @@ ALIASES = {"--data_path": "--dataset_name"}
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``tinyrs-sft check-data``: 0 every record usable, 1 bad records or an unreadable file, 2 a usage error."""
+    setup_logging()
     parser = build_parser()
     try:
         argv = rewrite_aliases(list(sys.argv[1:] if argv is None else argv), ALIASES, logger)

@@ -20,7 +20,7 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from tinyrs_sft import __version__
-from tinyrs_sft.cliargs import EXIT_FAILURE, StrictArgumentParser
+from tinyrs_sft.cliargs import EXIT_FAILURE, StrictArgumentParser, setup_logging
 from tinyrs_sft.model import set_use_cache
 
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES))
     parser.add_argument("--version", action="version", version=f"tinyrs-sft {__version__}")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         merge_lora(args.adapter_path, args.output_dir, base_model=args.base_model, dtype=args.dtype)
     except (ValueError, OSError) as err:  # not a LoRA folder, no base named, base or adapter unreadable

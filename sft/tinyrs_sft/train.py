@@ -22,7 +22,7 @@ import transformers
 
 from tinyrs_sft.check_data import ScanReport, default_image_folder
 from tinyrs_sft.checkpoints import OutputDirError, check_output_dir, folder_size, resolve_resume, write_error_message
-from tinyrs_sft.cliargs import EXIT_FAILURE, EXIT_USAGE
+from tinyrs_sft.cliargs import EXIT_FAILURE, EXIT_USAGE, setup_logging
 from tinyrs_sft.collator import SupervisedCollator
 from tinyrs_sft.config import DataArguments, ModelArguments, TrainingArguments, parse_args
 from tinyrs_sft.data import SupervisedDataset, VisionBounds, apply_bounds_to_processor
@@ -40,10 +40,8 @@ logger = logging.getLogger("tinyrs_sft")
 MAX_ERRORS_LOGGED = 100
 
 
-def setup_logging(training_args: TrainingArguments) -> None:
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr, level=logging.INFO
-    )
+def configure_logging(training_args: TrainingArguments) -> None:
+    setup_logging(logging.INFO, main_process=training_args.should_log)
     # Our own start-up report (resolved arguments, parameter counts, groups) is INFO on the main process.
     logger.setLevel(logging.INFO if training_args.should_log else logging.WARNING)
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
@@ -96,7 +94,7 @@ def checked_indices(
 
 def main(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> None:
     # --- logging ---
-    setup_logging(training_args)
+    configure_logging(training_args)
     logger.info("model arguments: %s", model_args)
     logger.info("data arguments: %s", data_args)
 
@@ -227,9 +225,9 @@ def main(model_args: ModelArguments, data_args: DataArguments, training_args: Tr
     logger.info("saved final model to %s", training_args.output_dir)
 
 
-def cli(argv: list[str] | None = None) -> None:
-    """Parse and train. Bad arguments, bad data and an unwritable output folder end with one line on stderr and a
-    non-zero exit status (2 for arguments, 1 otherwise), not a traceback."""
+def cli(argv: list[str] | None = None) -> int:
+    """Parse and train (or dry-run). Bad arguments, bad data and an unwritable output folder end with one line on
+    stderr, not a traceback: a usage error exits 2 (``SystemExit``), the others return 1."""
     try:
         model_args, data_args, training_args = parse_args(argv)
     except ValueError as err:
@@ -237,16 +235,16 @@ def cli(argv: list[str] | None = None) -> None:
         raise SystemExit(EXIT_USAGE) from None
     if training_args.dry_run:
         # Launch scripts use this so that a renamed flag, a missing file or a bad setting fails here, not on a cluster.
-        setup_logging(training_args)
+        configure_logging(training_args)
         logger.info("dry run: arguments parse\n%s\n%s", model_args, data_args)
         problems = dry_run(model_args, data_args, training_args)
         for problem in problems:
             sys.stderr.write(f"tinyrs-sft train: error: {problem}\n")
         if problems:
             sys.stderr.write(f"tinyrs-sft train: dry run found {len(problems)} problem(s)\n")
-            raise SystemExit(EXIT_FAILURE)
+            return EXIT_FAILURE
         logger.info("dry run: arguments are valid, the paths exist and the sampled records are good")
-        return
+        return 0
     try:
         main(model_args, data_args, training_args)
     except (DataError, OutputDirError) as err:
@@ -254,14 +252,15 @@ def cli(argv: list[str] | None = None) -> None:
         message = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
         message = message.removeprefix(f"{type(err).__module__}.{type(err).__name__}: ")
         sys.stderr.write(f"tinyrs-sft train: error: {message}\n")
-        raise SystemExit(EXIT_FAILURE) from None
+        return EXIT_FAILURE
     except OSError as err:
         message = write_error_message(err)
         if message is None:
             raise
         sys.stderr.write(f"tinyrs-sft train: error: {message}\n")
-        raise SystemExit(EXIT_FAILURE) from None
+        return EXIT_FAILURE
+    return 0
 
 
 if __name__ == "__main__":
-    cli()
+    sys.exit(cli())

@@ -74,16 +74,16 @@ def test_fingerprint_changes_with_the_weights_not_with_a_rerun(tmp_path):
 def test_retrained_model_is_evaluated_again_and_rerun_resumes(tmp_path, eval_data_root, fake_generate):
     model = _fake_checkpoint(tmp_path / "ckpt", b"A" * 4096)
     out = tmp_path / "out"
-    assert run.main(_args(model, eval_data_root, out)) == 0
+    assert run.cli(_args(model, eval_data_root, out)) == 0
     first = _results(out)
     assert first["benchmarks"]["vqa_LR-pre"]["n_inferred"] == 3
-    assert run.main(_args(model, eval_data_root, out)) == 0  # rerun, same weights: everything cached
+    assert run.cli(_args(model, eval_data_root, out)) == 0  # rerun, same weights: everything cached
     assert _results(out)["benchmarks"]["vqa_LR-pre"]["n_inferred"] == 0
     assert len(fake_generate["backends"]) == 1  # the second run did not even load the model
 
     _retrain(model, b"B" * 4096)
     fake_generate["answer"] = "no"
-    assert run.main(_args(model, eval_data_root, out)) == 0  # default --force_inference false
+    assert run.cli(_args(model, eval_data_root, out)) == 0  # default --force_inference false
     again = _results(out)
     assert again["run_name"] != first["run_name"]
     assert again["benchmarks"]["vqa_LR-pre"]["n_inferred"] == 3  # not the old predictions re-scored
@@ -95,17 +95,17 @@ def test_explicit_run_name_refuses_predictions_of_other_weights(tmp_path, eval_d
     model = _fake_checkpoint(tmp_path / "ckpt", b"A" * 4096)
     out = tmp_path / "out"
     args = _args(model, eval_data_root, out, "--run_name", "mine")
-    assert run.main(args) == 0
+    assert run.cli(args) == 0
     assert json.loads((out / "mine" / "settings.json").read_text())["model"]["files"]
-    assert run.main(args) == 0 and _results(out)["benchmarks"]["vqa_LR-pre"]["n_inferred"] == 0
+    assert run.cli(args) == 0 and _results(out)["benchmarks"]["vqa_LR-pre"]["n_inferred"] == 0
     _retrain(model, b"B" * 4096)
     capsys.readouterr()
-    assert run.main(args) == 1  # found while running: exit status 1 (2 is for usage errors)
+    assert run.cli(args) == 1  # found while running: exit status 1 (2 is for usage errors)
     err = capsys.readouterr().err
     assert "different model weights" in err and "--force_inference true" in err and "Traceback" not in err
-    assert run.main([*args, "--force_inference", "true"]) == 0
+    assert run.cli([*args, "--force_inference", "true"]) == 0
     assert _results(out)["benchmarks"]["vqa_LR-pre"]["n_inferred"] == 3
-    assert run.main(args) == 0  # the new settings are recorded: a rerun resumes again
+    assert run.cli(args) == 0  # the new settings are recorded: a rerun resumes again
 
 
 def _fake_hub_cache(root: Path, repo_id: str, commit: str) -> Path:

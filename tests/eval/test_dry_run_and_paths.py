@@ -86,7 +86,7 @@ def test_real_run_counts_refused_records_and_never_opens_them(
     args = ["--model_name_or_path", str(model), "--data_root", str(data_copy), "--output_dir", str(out),
             "--task", "cls_aid", "--limit", "4", "--log_level", "WARNING"]  # fmt: skip
     with caplog.at_level(logging.WARNING):
-        assert run.main(args) == 0
+        assert run.cli(args) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["benchmarks"]["cls_aid"]["errors"] == 2
     records = [json.loads(line) for line in (out / results["benchmarks"]["cls_aid"]["predictions"]).open()]
@@ -103,7 +103,7 @@ def test_real_run_counts_refused_records_and_never_opens_them(
     monkeypatch.setattr(Image, "open", real_open)
     assert report_opened and not any("elsewhere" in p or "hostname" in p for p in report_opened)
     # allowed: the outside image is read (and the run has its own cache key, so the refusals are not reused)
-    assert run.main([*args, "--allow_external_image_paths", "true"]) == 0
+    assert run.cli([*args, "--allow_external_image_paths", "true"]) == 0
     allowed = json.loads((out / "results.json").read_text())
     assert allowed["run_name"] != results["run_name"]
     assert allowed["benchmarks"]["cls_aid"]["errors"] == 1  # /etc/hostname is no image
@@ -115,7 +115,7 @@ def test_real_run_counts_refused_records_and_never_opens_them(
 # ---------------------------------------------------------------------------------------------------------------
 def test_dry_run_finds_cut_short_missing_and_outside_images(data_copy, outside_png, tmp_path, capsys):
     model = _fake_checkpoint(tmp_path / "ckpt")
-    assert run.main(_dry(model, data_copy)) == 0
+    assert run.cli(_dry(model, data_copy)) == 0
     assert "all present" in capsys.readouterr().out
     images = sorted((data_copy / "cls_AID").iterdir())
     png = images[0].read_bytes()
@@ -128,14 +128,14 @@ def test_dry_run_finds_cut_short_missing_and_outside_images(data_copy, outside_p
         records[3]["image"], records[3]["image_path"] = outside_png.name, str(outside_png.parent)
 
     _edit_records(data_copy / "cls_AID.json", escape)
-    assert run.main(_dry(model, data_copy)) == 1  # problems found: 1, as tinyrs-sft's dry run
+    assert run.cli(_dry(model, data_copy)) == 1  # problems found: 1, as tinyrs-sft's dry run
     captured = capsys.readouterr()
     (err,) = [line for line in captured.err.splitlines() if line.startswith("error:")]  # one line (plus log lines)
     assert err.startswith("error: dry run found 1 problem(s): task cls_aid: 4 of 10 image(s) unusable: record 0: ")
     assert "PNG ends without its IEND chunk" in err and "JPEG ends without its end-of-image marker FFD9" in err
     assert "record 2: image not found" in err and "(+1 more)" in err
     assert "PROBLEM: task cls_aid" in captured.out and not (data_copy.parent / "out").exists()
-    assert run.main(_dry(model, data_copy, "--allow_external_image_paths", "true")) == 1
+    assert run.cli(_dry(model, data_copy, "--allow_external_image_paths", "true")) == 1
     assert "outside --data_root" not in capsys.readouterr().err
 
 
@@ -143,7 +143,7 @@ def test_dry_run_without_a_gpu_for_a_gpu_backend(eval_data_root, tmp_path, monke
     """A login node without a GPU can check a lmdeploy job: CUDA is a note, not a problem (the package is)."""
     monkeypatch.setattr(backends, "_cuda_available", lambda: False)
     model = _fake_checkpoint(tmp_path / "ckpt")
-    assert run.main([*_dry(model, eval_data_root), "--model_type", "lmdeploy"]) == 0
+    assert run.cli([*_dry(model, eval_data_root), "--model_type", "lmdeploy"]) == 0
     out = capsys.readouterr().out
     assert "needs one when the run starts" in out and "device: no GPU" in out
     assert "model_type: lmdeploy" in out and "_ckpt-" in out.split("run_name (cache key): ")[1].split("\n")[0]
@@ -154,7 +154,7 @@ def test_dry_run_reports_every_problem_in_one_line(tmp_path, capsys, monkeypatch
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     args = ["--model_name_or_path", "owner/not-downloaded", "--data_root", str(tmp_path / "nowhere"), "--dry_run",
             "true", "--task", "cls_aid"]  # fmt: skip
-    assert run.main(args) == 1
+    assert run.cli(args) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error: dry run found 2 problem(s)" in err
     assert "--data_root is not a directory" in err
@@ -162,7 +162,7 @@ def test_dry_run_reports_every_problem_in_one_line(tmp_path, capsys, monkeypatch
     assert "--local-dir DIR" in err
     # an unknown --task is a usage error, refused while parsing (exit status 2), before anything is checked
     with pytest.raises(SystemExit) as info:
-        run.main([*args[:-1], "cls_aid,nope"])
+        run.cli([*args[:-1], "cls_aid,nope"])
     assert info.value.code == 2 and "unknown --task nope" in capsys.readouterr().err
 
 

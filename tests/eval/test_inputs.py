@@ -285,7 +285,7 @@ def test_dry_run_loads_no_model(tiny_model_dir, eval_data_root, tmp_path, capsys
     out = tmp_path / "out"
     args = ["--data_root", str(eval_data_root), "--output_dir", str(out), "--dry_run", "true", "--log_level",
             "WARNING"]  # fmt: skip
-    assert run.main(["--model_name_or_path", str(tiny_model_dir), *args]) == 0
+    assert run.cli(["--model_name_or_path", str(tiny_model_dir), *args]) == 0
     report = capsys.readouterr().out
     assert (
         f"model_name_or_path: {tiny_model_dir}" in report and "run_name (cache key): " in report
@@ -293,7 +293,7 @@ def test_dry_run_loads_no_model(tiny_model_dir, eval_data_root, tmp_path, capsys
     assert "images of rs_vg: 10 present" in report and "all present" in report
     assert not out.exists()
     # a model folder that does not exist is a problem, not "all present" (the old dry run checked nothing)
-    assert run.main(["--model_name_or_path", str(tmp_path / "no-model"), *args]) == 1
+    assert run.cli(["--model_name_or_path", str(tmp_path / "no-model"), *args]) == 1
     captured = capsys.readouterr()
     assert "neither an existing folder nor a hub id" in captured.err and "PROBLEM" in captured.out
     assert not out.exists()

@@ -59,7 +59,7 @@ def test_run_with_fake_lmdeploy(fake_lmdeploy, eval_data_root, tmp_path):
             str(eval_data_root), "--output_dir", str(out), "--task", "vqa_LR-pre,rs_vg", "--limit", "5",
             "--batch_size", "2", "--reasoning_config", str(THINKING), "--max_new_tokens", "1024",
             "--log_level", "WARNING"]  # fmt: skip
-    assert run.main(args) == 0
+    assert run.cli(args) == 0
     ((_, kwargs),) = fake_lmdeploy.pipeline_calls
     assert type(kwargs["backend_config"]).__name__ == "PytorchEngineConfig"  # the engine the original really ran
     assert fake_lmdeploy.templates[0]["meta_instruction"] == REASONING_SYSTEM_PROMPT
@@ -84,7 +84,7 @@ def test_real_lmdeploy_on_gpu(tiny_model_dir, eval_data_root, tmp_path):
     out = tmp_path / "out"
     args = ["--model_type", "lmdeploy", "--model_name_or_path", model, "--data_root", str(eval_data_root),
             "--output_dir", str(out), "--task", "cls_aid,rs_vg", "--limit", "4", "--max_new_tokens", "16"]  # fmt: skip
-    assert run.main(args) == 0
+    assert run.cli(args) == 0
     results = json.loads((out / "results.json").read_text())
     for bench in results["benchmarks"].values():
         assert bench["n_samples"] == 4 and bench["errors"] == 0

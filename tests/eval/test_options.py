@@ -130,7 +130,7 @@ def test_exit_status_two_for_usage_one_for_data(tmp_path, capsys):
     assert info.value.code == 2
     with pytest.raises(SystemExit) as info:
         cli.main(["rnu"])
-    assert info.value.code == 2 and "invalid choice: 'rnu'" in capsys.readouterr().err
+    assert info.value.code == 2 and "unknown command 'rnu' (did you mean run?)" in capsys.readouterr().err
     # a data folder that does not exist is found while running: 1, one line
     assert cli.main(["run", "--model_name_or_path", "m", "--data_root", str(tmp_path / "none")]) == 1
     assert capsys.readouterr().err.strip().startswith("error: --data_root is not a directory")

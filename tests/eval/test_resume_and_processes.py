@@ -41,7 +41,7 @@ def _records(out: Path, run_name: str) -> dict[str, list[dict]]:
 def test_resume_after_sigkill(tiny_model_dir, eval_data_root, tmp_path, one_thread, helpers):
     gen = ["--max_new_tokens", "24", "--limit", "8"]
     ref_out, out = tmp_path / "ref", tmp_path / "killed"
-    assert run.main(_args(tiny_model_dir, eval_data_root, ref_out, "r", *gen)) == 0
+    assert run.cli(_args(tiny_model_dir, eval_data_root, ref_out, "r", *gen)) == 0
     reference = _records(ref_out, "r")
     total = sum(len(v) for v in reference.values())
 
@@ -71,7 +71,7 @@ def test_resume_after_sigkill(tiny_model_dir, eval_data_root, tmp_path, one_thre
     with open(parts[-1], "a", encoding="utf-8") as f:
         f.write('{"index": 9, "pred": "half a rec')  # as if killed in the middle of a write
 
-    assert run.main(_args(tiny_model_dir, eval_data_root, out, "r", *gen)) == 0
+    assert run.cli(_args(tiny_model_dir, eval_data_root, out, "r", *gen)) == 0
     resumed = _records(out, "r")
     assert resumed == reference  # same final records, in order, none twice
     results = json.loads((out / "results.json").read_text())

@@ -48,7 +48,7 @@ def hf_run(tiny_model_dir, demo_data_dir, tmp_path_factory):
         with pytest.MonkeyPatch.context() as mp:  # recognisable fake secrets in the environment of the run
             for name, value in FAKE_SECRETS.items():
                 mp.setenv(name, value)
-            assert run.main(args) == 0
+            assert run.cli(args) == 0
     finally:
         torch.set_num_threads(before)
     return out, args
@@ -115,7 +115,7 @@ def test_rerun_uses_the_cache_and_force_inference_restarts(hf_run, capsys):
     out, args = hf_run
     first = json.loads((out / "results.json").read_text())
     before = {k: _predictions(out, first, k) for k in ("cls_aid", "rs_vg")}
-    assert run.main([*args[:-4], "--task", "cls_aid,rs_vg", "--limit", "3"]) == 0
+    assert run.cli([*args[:-4], "--task", "cls_aid,rs_vg", "--limit", "3"]) == 0
     again = json.loads((out / "results.json").read_text())
     assert again["timings"]["model_load_s"] == 0  # nothing to infer: the model is not even loaded
     assert again["benchmarks"]["cls_aid"]["n_inferred"] == 0
@@ -123,7 +123,7 @@ def test_rerun_uses_the_cache_and_force_inference_restarts(hf_run, capsys):
         assert _predictions(out, again, key) == before[key]
         assert again["benchmarks"][key]["strict"] == first["benchmarks"][key]["strict"]
     assert "| rs_vg " in capsys.readouterr().out  # the table is printed
-    assert run.main([*args[:-4], "--task", "cls_aid", "--limit", "2", "--force_inference", "true"]) == 0
+    assert run.cli([*args[:-4], "--task", "cls_aid", "--limit", "2", "--force_inference", "true"]) == 0
     forced = json.loads((out / "results.json").read_text())
     assert list(forced["benchmarks"]) == ["cls_aid"]
     assert forced["benchmarks"]["cls_aid"]["n_inferred"] == 2 and forced["timings"]["model_load_s"] > 0
@@ -140,7 +140,7 @@ def test_missing_and_unreadable_images_are_counted_errors(tiny_model_dir, data_c
     images[0].unlink()
     images[1].write_bytes(b"not an image")
     out = tmp_path / "out"
-    assert run.main(_args(tiny_model_dir, data_copy, out, "--task", "cls_aid", "--limit", "3")) == 0
+    assert run.cli(_args(tiny_model_dir, data_copy, out, "--task", "cls_aid", "--limit", "3")) == 0
     results = json.loads((out / "results.json").read_text())
     bench = results["benchmarks"]["cls_aid"]
     assert bench["errors"] == 2 and bench["n_samples"] == 3
@@ -154,7 +154,7 @@ def test_missing_and_unreadable_images_are_counted_errors(tiny_model_dir, data_c
 def test_missing_benchmark_reported_before_model_load(data_copy, tmp_path, capsys):
     (data_copy / "VG_DOIR_RSVG_test.json").unlink()
     # The model path does not exist: the data error must come first, so no model was loaded.
-    code = run.main(_args(tmp_path / "no-model", data_copy, tmp_path / "out", "--task", "cls_aid,rs_vg"))
+    code = run.cli(_args(tmp_path / "no-model", data_copy, tmp_path / "out", "--task", "cls_aid,rs_vg"))
     err = capsys.readouterr().err
     assert code == 1  # bad data: 1 (2 is for usage errors)
     assert "error: benchmark file not found for task rs_vg" in err and "VG_DOIR_RSVG_test.json" in err
@@ -166,7 +166,7 @@ def test_malformed_record_reported_with_file_and_index(data_copy, tmp_path, caps
     records = json.loads(path.read_text())
     del records[2]["conversations"]
     path.write_text(json.dumps(records))
-    assert run.main(_args(tmp_path / "no-model", data_copy, tmp_path / "out", "--task", "cls_SIRI")) == 1
+    assert run.cli(_args(tmp_path / "no-model", data_copy, tmp_path / "out", "--task", "cls_SIRI")) == 1
     assert f"{path} record 2" in capsys.readouterr().err
 
 
@@ -179,12 +179,12 @@ def test_lmdeploy_without_package_or_cuda_names_hf(monkeypatch, tmp_path, capsys
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "lmdeploy" else real_find_spec(name, *a)
     )
-    assert run.main(["--model_type", "lmdeploy", "--model_name_or_path", "m", "--data_root", str(tmp_path)]) == 1
+    assert run.cli(["--model_type", "lmdeploy", "--model_name_or_path", "m", "--data_root", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert "'lmdeploy' package" in err and "--model_type hf" in err and "\n" not in err
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
     monkeypatch.setattr(backends, "_cuda_available", lambda: False)
-    assert run.main(["--model_type", "lmdeploy", "--model_name_or_path", "m", "--data_root", str(tmp_path)]) == 1
+    assert run.cli(["--model_type", "lmdeploy", "--model_name_or_path", "m", "--data_root", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert "CUDA" in err and "--model_type hf" in err
 
@@ -192,20 +192,20 @@ def test_lmdeploy_without_package_or_cuda_names_hf(monkeypatch, tmp_path, capsys
 def test_cached_records_must_match_the_benchmark(tiny_model_dir, data_copy, tmp_path, one_thread, capsys):
     out = tmp_path / "out"
     args = _args(tiny_model_dir, data_copy, out, "--task", "vqa_LR-pre", "--limit", "2", "--run_name", "r")
-    assert run.main(args) == 0
+    assert run.cli(args) == 0
     path = data_copy / "RSVQA_LR-presence_RSVQA.json"
     records = json.loads(path.read_text())
     records[1]["conversations"][1]["value"] = "changed"
     path.write_text(json.dumps(records))
-    assert run.main(args) == 1
+    assert run.cli(args) == 1
     assert "cached record 1 does not match" in capsys.readouterr().err
-    assert run.main([*args, "--force_inference", "true"]) == 0
+    assert run.cli([*args, "--force_inference", "true"]) == 0
 
 
 @pytest.mark.gpu
 def test_hf_backend_on_gpu(tiny_model_dir, eval_data_root, tmp_path):
     out = tmp_path / "out"
-    assert run.main(_args(tiny_model_dir, eval_data_root, out, "--task", "cls_aid,rs_vg", "--limit", "8")) == 0
+    assert run.cli(_args(tiny_model_dir, eval_data_root, out, "--task", "cls_aid,rs_vg", "--limit", "8")) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["dtype"] == "auto"
     assert all(b["n_samples"] == 8 and b["errors"] == 0 for b in results["benchmarks"].values())

@@ -15,10 +15,11 @@ from transformers.hf_argparser import string_to_bool
 
 from tinyrs_grpo import __version__
 from tinyrs_grpo.build_data import make_parser as build_data_parser
-from tinyrs_grpo.cli import check_data_parser
+from tinyrs_grpo.check_data import check_data_parser
 from tinyrs_grpo.cli import main as cli_main
-from tinyrs_grpo.dryrun import wants_dry_run
-from tinyrs_grpo.flags import FlagError, parse_bool
+from tinyrs_grpo.cliargs import UsageError as FlagError
+from tinyrs_grpo.cliargs import str2bool as parse_bool
+from tinyrs_grpo.dry_run import wants_dry_run
 from tinyrs_grpo.rewards import get_reward_funcs
 from tinyrs_grpo.train import make_parser
 
@@ -115,7 +116,7 @@ def test_other_words_are_refused_everywhere(word: str, capsys: pytest.CaptureFix
         (["check-data", "--dataset_name", "d", "--verify_image"], "did you mean --verify_images?"),
         (["check-data", "--dataset_name", "d", "--verify"], "did you mean --verify_images?"),  # a unique prefix
         (["build-data", "--data_path", "a", "--image_folder", "b", "--output_dir", "c", "--skip"], "--skip_bad_rows"),
-        ([*DRY_RUN, "--learning_rat", "1e-3"], "unknown flag --learning_rat (did you mean --learning_rate?)"),
+        ([*DRY_RUN, "--learning_rat", "1e-3"], "unknown arguments: --learning_rat (did you mean --learning_rate?)"),
         ([*DRY_RUN, "--max_completion", "8"], "did you mean --max_completion_length?"),  # a unique prefix
         (["trian"], "unknown command 'trian' (did you mean train?)"),
     ],

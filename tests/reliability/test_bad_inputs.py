@@ -82,7 +82,7 @@ def test_eval_broken_images_are_counted_error_samples(tiny_model_dir: Path, tmp_
     """Evaluation keeps going past a broken image by design (README: the sample is an error, counted wrong, never a
     substitute image): each broken kind is reported in its record and counted in results.json, and a
     decompression bomb is refused before decoding instead of exhausting memory."""
-    from tinyrs_eval.run import main
+    from tinyrs_eval.run import cli as main
 
     root = CORPUS / "eval_images"
     expected = json.loads((root / "expected_errors.json").read_text())

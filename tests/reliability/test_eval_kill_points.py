@@ -42,7 +42,7 @@ def complete_lines(run_dir: Path) -> int:
 def reference(tiny_model_dir: Path, demo_data_dir: Path, tmp_path_factory) -> dict:
     import torch
 
-    from tinyrs_eval.run import main
+    from tinyrs_eval.run import cli as main
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("eval_ref")
@@ -113,7 +113,7 @@ KILL_POINTS = {
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_eval_killed_then_rerun_gives_the_uninterrupted_records(point, tiny_model_dir, demo_data_dir, reference,
                                                                 tmp_path, rel):  # fmt: skip
-    from tinyrs_eval.run import main
+    from tinyrs_eval.run import cli as main
 
     out = tmp_path / "out"
     args = argv(tiny_model_dir, demo_data_dir / "eval", out)
@@ -146,7 +146,7 @@ def test_eval_killed_then_rerun_gives_the_uninterrupted_records(point, tiny_mode
 def test_eval_disk_full_mid_run_then_rerun(tiny_model_dir, demo_data_dir, reference, tmp_path, rel, capfd):
     """A file-size limit (RLIMIT_FSIZE, like a full disk) hits while predictions are appended: one line naming the
     file, non-zero status, then a rerun with room completes with exactly the uninterrupted records."""
-    from tinyrs_eval.run import main
+    from tinyrs_eval.run import cli as main
 
     out = tmp_path / "out"
     args = argv(tiny_model_dir, demo_data_dir / "eval", out)
@@ -168,7 +168,7 @@ def test_eval_disk_full_mid_run_then_rerun(tiny_model_dir, demo_data_dir, refere
 def test_eval_read_only_output_fails_before_the_model_loads(tiny_model_dir, demo_data_dir, tmp_path, rel, capfd):
     import tempfile
 
-    from tinyrs_eval.run import main
+    from tinyrs_eval.run import cli as main
 
     base = Path(tempfile.mkdtemp(dir="/tmp", prefix="rel-ro-"))
     try:

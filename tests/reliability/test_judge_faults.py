@@ -164,7 +164,7 @@ def test_grpo_training_survives_a_faulty_judge_and_leaks_no_secret(
 
 
 def test_eval_run_leaks_no_secret(tiny_model_dir, demo_data_dir, tmp_path, monkeypatch, capfd, caplog, rel) -> None:
-    from tinyrs_eval.run import main
+    from tinyrs_eval.run import cli as main
 
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)

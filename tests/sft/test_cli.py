@@ -55,7 +55,7 @@ def test_check_data_accepts_the_seed_flag_name(demo_data_dir: Path, caplog, caps
 def test_exit_status_usage_two_data_one(tmp_path, capsys, simple_record, write_json):
     with pytest.raises(SystemExit) as info:
         main(["trian"])
-    assert info.value.code == 2 and "invalid choice: 'trian'" in capsys.readouterr().err
+    assert info.value.code == 2 and "unknown command 'trian' (did you mean train?)" in capsys.readouterr().err
     assert main([]) == 2
     with pytest.raises(SystemExit) as info:
         main(["train", "--dataset_name", "d.json", "--learnin_rate", "1"])

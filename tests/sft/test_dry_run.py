@@ -32,8 +32,7 @@ def run_dry(argv: list[str], capsys, caplog) -> tuple[int, list[str], str]:
     caplog.clear()
     with caplog.at_level("INFO", logger="tinyrs_sft"):
         try:
-            cli(argv)
-            code = 0
+            code = cli(argv)
         except SystemExit as exit_info:
             code = exit_info.code
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tinyrs-sft train: error:")]

@@ -10,14 +10,14 @@ script is inline: the page needs no other file and no network.
 
 from __future__ import annotations
 
-import argparse
 import html
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from tinyrs_eval import metrics
+from tinyrs_eval import __version__, metrics
+from tinyrs_eval.cliargs import EXIT_USAGE, StrictArgumentParser, setup_logging
 from tinyrs_eval.errors import EvalError
 from tinyrs_eval.report.curves import curves_section
 from tinyrs_eval.report.failures import failure_browser
@@ -100,13 +100,15 @@ def build_html(runs: list[dict[str, Any]], n_examples: int = 6, train: list[tupl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tinyrs-eval report", description=__doc__.splitlines()[0])
+    parser = StrictArgumentParser(prog="tinyrs-eval report", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"tinyrs-eval {__version__}")
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders holding a results.json, in order")
     parser.add_argument("--output", default=None, help="HTML file (default: <first RUN_DIR>/report.html)")
     parser.add_argument("--examples", type=int, default=6, help="wrong answers shown per run and benchmark")
     parser.add_argument("--label", action="append", metavar="NAME=RUN_DIR", help="show RUN_DIR as NAME (repeatable)")
     parser.add_argument("--train", action="append", metavar="STAGE=DIR", help="training output folder (repeatable)")
     args = parser.parse_args(argv)
+    setup_logging()
     try:
         runs = [load_run(Path(d)) for d in args.run_dirs]
         apply_labels(runs, parse_pairs(args.label, "--label"))
@@ -118,6 +120,6 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(build_html(runs, args.examples, train), encoding="utf-8")
     except (EvalError, OSError) as exc:
         sys.stderr.write(f"error: {exc}\n")
-        return 2
+        return EXIT_USAGE
     sys.stdout.write(f"{out}\n")
     return 0
