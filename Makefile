@@ -4,7 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-REQ_FILES := requirements.txt requirements-dev.txt sft/pyproject.toml grpo/pyproject.toml eval/pyproject.toml
+REQ_FILES := requirements.txt requirements-dev.txt sft/pyproject.toml grpo/pyproject.toml eval/pyproject.toml \
+	demo/pyproject.toml
 REQ_HASH := $(shell cat $(REQ_FILES) | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.stamp-$(REQ_HASH)
 
@@ -30,7 +31,7 @@ $(STAMP): $(REQ_FILES)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e sft -e grpo -e eval
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e sft -e grpo -e eval -e demo
 	$(PY) -m pip check
 	@rm -f $(VENV)/.stamp-*
 	@touch $(STAMP)

@@ -24,10 +24,6 @@ import time
 from pathlib import Path
 
 
-ROOT = Path(__file__).resolve().parents[1]
-for extra in (ROOT / "eval", ROOT / "scripts"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -91,12 +87,12 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="eval_throughput_"))
     model_path = args.model_path
     if model_path is None:
-        from make_tiny_model import build_tiny_model
+        from tinyrs_demo.tiny_model import build_tiny_model
 
         model_path = str(build_tiny_model(work / "tiny", preset="tiny", seed=0))
     data_root = args.data_root
     if data_root is None:
-        from make_demo_data import build_demo_data
+        from tinyrs_demo.writers import build_demo_data
 
         data_root = str(Path(build_demo_data(work / "demo", seed=0, scale="small")) / "eval")
 

@@ -18,15 +18,11 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
 
 # Qwen2-VL-2B-Instruct dimensions (config.json of the released model).
 QWEN2VL_2B = dict(
@@ -107,10 +103,10 @@ def main() -> None:
         print(json.dumps({"skipped": "the 2b preset needs a CUDA GPU"}))
         return
 
-    from make_demo_data import build_demo_data
-    from make_tiny_model import build_tiny_model
     from trl import GRPOConfig, GRPOTrainer
 
+    from tinyrs_demo.tiny_model import build_tiny_model
+    from tinyrs_demo.writers import build_demo_data
     from tinyrs_grpo.data import load_grpo_dataset, prepare_split
     from tinyrs_grpo.model import load_processor
     from tinyrs_grpo.rewards import get_reward_funcs

@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 
-REPO = Path(__file__).resolve().parents[1]
 CHILD_ENV = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
@@ -178,10 +177,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     model = work / "model"
     if not (model / "config.json").is_file():
-        build = (
-            f"import sys; sys.path.insert(0, {str(REPO / 'scripts')!r}); "
-            f"from make_tiny_model import build_tiny_model; build_tiny_model({str(model)!r}, preset='tiny', seed=0)"
-        )
+        build = f"from tinyrs_demo.tiny_model import build_tiny_model; build_tiny_model({str(model)!r}, preset='tiny')"
         subprocess.run([sys.executable, "-c", build], env=env, check=True, capture_output=True)
     image = f"from PIL import Image; Image.new('RGB', (56, 56), (40, 120, 60)).save({str(work / 'img.png')!r})"
     subprocess.run([sys.executable, "-c", image], env=env, check=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,15 +27,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-
-from tinyrs_sft.collator import SupervisedCollator  # noqa: E402
-from tinyrs_sft.data import SupervisedDataset, VisionBounds  # noqa: E402
-from tinyrs_sft.model import attention_implementation, load_processor  # noqa: E402
-from tinyrs_sft.optim import build_param_groups  # noqa: E402
-from tinyrs_sft.records import MediaPolicy, RecordSource  # noqa: E402
+from tinyrs_sft.collator import SupervisedCollator
+from tinyrs_sft.data import SupervisedDataset, VisionBounds
+from tinyrs_sft.model import attention_implementation, load_processor
+from tinyrs_sft.optim import build_param_groups
+from tinyrs_sft.records import MediaPolicy, RecordSource
 
 
 # Peak dense bf16 tensor-core FLOP/s (no sparsity), by device-name substring.
@@ -190,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
     num_workers = args.num_workers if args.num_workers is not None else (8 if cuda else 2)
     grad_ckpt = args.preset == "2b" and not args.no_grad_ckpt
 
-    from make_tiny_model import build_tiny_model
+    from tinyrs_demo.tiny_model import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -91,17 +91,15 @@ def stage_env() -> dict[str, str]:
     env = dict(os.environ, **OFFLINE_ENV)  # the pinned values win over the caller's
     if shutil.which("nvidia-smi") is None:
         env.setdefault("DS_ACCELERATOR", "cpu")
-    # Let the Python processes import the sibling scripts (make_tiny_model uses make_demo_data's corpus).
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "scripts"), env.get("PYTHONPATH", "")) if p)
     return env
 
 
 @functools.cache
 def code_fingerprint() -> str:
-    """Hash of the Python sources the stages run (the three packages and the scripts): a stage made by other code is
+    """Hash of the Python sources the stages run (the four packages and the scripts): a stage made by other code is
     redone, never reused."""
     digest = hashlib.sha256()
-    for folder in ("sft", "grpo", "eval", "scripts"):
+    for folder in ("sft", "grpo", "eval", "demo", "scripts"):
         for path in sorted((REPO / folder).rglob("*.py")):
             digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()

@@ -2,7 +2,7 @@
 
 The rule (docs/data-format.md 1.7): the boxes are the bracketed groups of exactly four numbers; when there is none,
 consecutive groups of four of all the numbers; identifiers (``bbox_2d``, ``B2``, ``x1``) never contribute digits.
-The demo generator (scripts/make_demo_data.py) only writes boxes and keeps no parser, so it is not part of this test.
+The demo generator (tinyrs_demo.scenes) only writes boxes and keeps no parser, so it is not part of this test.
 """
 
 from __future__ import annotations

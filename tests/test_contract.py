@@ -18,15 +18,14 @@ FIXTURES = REPO / "tests" / "fixtures"
 
 
 def test_reasoning_system_prompt_is_one_string_everywhere():
-    import make_demo_data
-
+    from tinyrs_demo import vocabulary as demo_vocabulary
     from tinyrs_eval import constants as eval_constants
     from tinyrs_grpo import text as grpo_text
     from tinyrs_sft import constants as sft_constants
 
     prompt = sft_constants.REASONING_SYSTEM_PROMPT
     assert prompt == grpo_text.REASONING_SYSTEM_PROMPT == eval_constants.REASONING_SYSTEM_PROMPT
-    assert prompt == make_demo_data.REASONING_SYSTEM_PROMPT
+    assert prompt == demo_vocabulary.REASONING_SYSTEM_PROMPT
     assert "<reasoning> reasoning process here </reasoning><answer> answer here </answer>" in prompt
     # The spec carries it verbatim, as does the shipped lmdeploy reasoning template.
     assert prompt in (REPO / "docs" / "data-format.md").read_text(encoding="utf-8")
@@ -133,12 +132,12 @@ def test_box_iou_agrees(a, b, expected):
 
 def _demo_counts(scale: str) -> dict[str, int]:
     """The record counts the demo generator writes at ``scale``, from its SCALES table."""
-    import make_demo_data
+    from tinyrs_demo.questions import COT_BUILDERS, SCALES, SFT_BUILDERS, cot_count
 
-    counts = make_demo_data.SCALES[scale]
+    counts = SCALES[scale]
     return {
-        "SFT": sum(counts[key] for key in make_demo_data.SFT_BUILDERS),
-        "CoT-SFT": sum(make_demo_data.cot_count(counts, b) for b in make_demo_data.COT_BUILDERS),
+        "SFT": sum(counts[key] for key in SFT_BUILDERS),
+        "CoT-SFT": sum(cot_count(counts, b) for b in COT_BUILDERS),
         "pretraining": counts["pretrain"],
         "GRPO": (counts["grpo_train"], counts["grpo_test"]),
         "per benchmark": counts["eval_per_benchmark"],

@@ -1,4 +1,4 @@
-"""The demo data generator (scripts/make_demo_data.py) and the fixtures in tests/fixtures/ follow docs/data-format.md.
+"""The demo data generator (tinyrs_demo) and the fixtures in tests/fixtures/ follow docs/data-format.md.
 
 The validators below are written from the spec, independently of the generator (no package imports): every file
 must validate, every answer must agree with the drawn pixels and the scene manifest, the build is deterministic,
@@ -17,10 +17,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-import make_demo_data as mdd  # scripts/ is on sys.path (tests/conftest.py)
 import numpy as np
 import pytest
 from PIL import Image
+
+from tinyrs_demo.corpus import corpus_texts
+from tinyrs_demo.questions import COT_BUILDERS, SCALES, cot_count
+from tinyrs_demo.scenes import CELL
+from tinyrs_demo.vocabulary import (
+    BACKGROUND_PHRASE,
+    BACKGROUNDS,
+    COLOUR_NAMES,
+    COUNTABLE_KINDS,
+    OBJECT_COLOURS,
+    PLURALS,
+)
+from tinyrs_demo.writers import build_demo_data
 
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -50,7 +62,7 @@ TAGS = ("{CLS}", "{VQA}", "{VG}")
 COT_RE = re.compile(r"^<reasoning>(.+?)</reasoning><answer>(.+?)</answer>$", re.DOTALL)
 GRID_BOX_RE = re.compile(r"^\[\[(\d+), (\d+), (\d+), (\d+)\]\]$")
 PIXEL_BOX_RE = re.compile(r"\[(\d+),\s*(\d+),\s*(\d+),\s*(\d+)\]")
-PLURAL_TO_KIND = {plural: kind for kind, plural in mdd.PLURALS.items()}
+PLURAL_TO_KIND = {plural: kind for kind, plural in PLURALS.items()}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -213,11 +225,11 @@ def nearest_background(arr: np.ndarray) -> str:
     """The land-cover class whose colour is nearest to the median of the pixels that are not object-coloured
     (objects fill their cells, so in a busy urban scene they can cover a third of the image)."""
     objects = np.zeros(arr.shape[:2], dtype=bool)
-    for colour in [*mdd.OBJECT_COLOURS.values(), *OUTLINES.values()]:
+    for colour in [*OBJECT_COLOURS.values(), *OUTLINES.values()]:
         objects |= colour_mask(arr, colour, tol=30)
     pixels = arr[~objects] if (~objects).sum() >= arr.shape[0] * arr.shape[1] // 4 else arr.reshape(-1, 3)
     median = np.median(pixels.reshape(-1, 3), axis=0)
-    return min(mdd.BACKGROUNDS, key=lambda name: float(np.abs(median - mdd.BACKGROUNDS[name]).sum()))
+    return min(BACKGROUNDS, key=lambda name: float(np.abs(median - BACKGROUNDS[name]).sum()))
 
 
 OUTLINES = {"building": (150, 20, 20), "storage tank": (200, 200, 200)}  # drawn around the fill
@@ -226,7 +238,7 @@ OUTLINES = {"building": (150, 20, 20), "storage tank": (200, 200, 200)}  # drawn
 def check_box_pixels(arr: np.ndarray, kind: str, box: list[float], where: str) -> None:
     """The box is tight around an object of `kind`: its centre has the kind's colour and so do its four edges."""
     x1, y1, x2, y2 = (round(v) for v in box)
-    mask = colour_mask(arr, mdd.OBJECT_COLOURS[kind])
+    mask = colour_mask(arr, OBJECT_COLOURS[kind])
     cy, cx = (y1 + y2) // 2, (x1 + x2) // 2
     assert mask[cy, cx], f"{where}: centre of {box} is not {kind}-coloured"
     if kind in OUTLINES:
@@ -257,7 +269,7 @@ def check_answer(question: str, answer: str, arrs: list[np.ndarray], scenes: lis
         assert scene is None or scene["background"] == answer, where
     elif m := re.fullmatch(r"Is there a (.+) in the image\? Answer yes or no\.", question):
         kind = m.group(1)
-        visible = bool(colour_mask(arr, mdd.OBJECT_COLOURS[kind]).sum() >= 6)
+        visible = bool(colour_mask(arr, OBJECT_COLOURS[kind]).sum() >= 6)
         assert answer == ("yes" if visible else "no"), f"{where}: {kind} visible={visible} but answer {answer!r}"
         assert scene is None or (count(kind) > 0) == visible, where
     elif m := re.fullmatch(r"How many (.+) are there in the image\? Answer with a number\.", question):
@@ -267,7 +279,7 @@ def check_answer(question: str, answer: str, arrs: list[np.ndarray], scenes: lis
         assert abs(na - nb) >= 2 and answer == ("yes" if na > nb else "no"), f"{where}: {na} vs {nb}, {answer!r}"
     elif question == "Is this a rural or an urban area? Answer with one word.":
         background = nearest_background(arr)
-        buildings = int(colour_mask(arr, mdd.OBJECT_COLOURS["building"]).sum())
+        buildings = int(colour_mask(arr, OBJECT_COLOURS["building"]).sum())
         if answer == "urban":
             assert background == "urban" and buildings >= 4 * 12 * 12, f"{where}: not an urban scene"
         else:
@@ -293,8 +305,8 @@ def check_answer(question: str, answer: str, arrs: list[np.ndarray], scenes: lis
         if stem == "What is the main land cover in this image?":
             assert chosen == nearest_background(arr), where
         elif stem == "What colour is the object in this image?":
-            present = [k for k in mdd.COUNTABLE_KINDS if colour_mask(arr, mdd.OBJECT_COLOURS[k]).sum() >= 6]
-            assert len(present) == 1 and chosen == mdd.COLOUR_NAMES[present[0]], f"{where}: {present} vs {chosen}"
+            present = [k for k in COUNTABLE_KINDS if colour_mask(arr, OBJECT_COLOURS[k]).sum() >= 6]
+            assert len(present) == 1 and chosen == COLOUR_NAMES[present[0]], f"{where}: {present} vs {chosen}"
         elif qm := re.fullmatch(r"How many (.+) are in this image\?", stem):
             assert chosen == str(count(PLURAL_TO_KIND[qm.group(1)])), where
         elif qm := re.fullmatch(r"Where is the (.+) in this image\?", stem):
@@ -304,22 +316,22 @@ def check_answer(question: str, answer: str, arrs: list[np.ndarray], scenes: lis
             col = "left" if x2 <= scene["width"] / 2 else "right" if x1 >= scene["width"] / 2 else None
             assert chosen == f"{row} {col}", f"{where}: object {obj['box']} is not in the {chosen}"
         elif stem == "Which kind of object is more numerous in this image?":
-            counts = {mdd.PLURALS[k]: count(k) for k in mdd.COUNTABLE_KINDS}
+            counts = {PLURALS[k]: count(k) for k in COUNTABLE_KINDS}
             assert all(counts[chosen] > counts[o] for o in options.values() if o != chosen), f"{where}: {counts}"
         else:
             raise AssertionError(f"{where}: unknown multiple-choice question {stem!r}")
     elif question == "Describe the image.":
         if scene is not None:
-            assert mdd.BACKGROUND_PHRASE[scene["background"]] in answer, where
-            for kind in mdd.COUNTABLE_KINDS:
+            assert BACKGROUND_PHRASE[scene["background"]] in answer, where
+            for kind in COUNTABLE_KINDS:
                 n = count(kind)
-                assert (f"{n} {kind if n == 1 else mdd.PLURALS[kind]}" in answer) == (n > 0), f"{where}: {kind}"
+                assert (f"{n} {kind if n == 1 else PLURALS[kind]}" in answer) == (n > 0), f"{where}: {kind}"
             assert ("a road" in answer) == (count("road") > 0), where
     elif question == "Do the two images show the same type of land cover? Answer yes or no.":
         same = nearest_background(arrs[0]) == nearest_background(arrs[1])
         assert len(arrs) == 2 and answer == ("yes" if same else "no"), where
     elif m := re.fullmatch(r"In these aerial images, what colour is a (.+)\? Answer with one word\.", question):
-        assert not arrs and answer == mdd.COLOUR_NAMES[m.group(1)], where
+        assert not arrs and answer == COLOUR_NAMES[m.group(1)], where
     else:
         raise AssertionError(f"{where}: question matches no template: {question!r}")
 
@@ -352,17 +364,17 @@ def test_layout_and_small_sizes(data: Path) -> None:
     for name in ("images", "pretrain.json", "sft.json", "cot_sft.json", "grpo/dataset_dict.json", "eval"):
         assert (data / name).exists(), name
     assert sorted(p.name for p in (data / "eval").glob("*.json")) == sorted(BENCHMARK_FILES)
-    sizes = mdd.SCALES["small"]
+    sizes = SCALES["small"]
     sft_total = sum(v for k, v in sizes.items() if k.startswith("sft_"))
     assert len(load_list(data / "sft.json")) == sft_total
-    assert len(load_list(data / "cot_sft.json")) == sum(mdd.cot_count(sizes, b) for b in mdd.COT_BUILDERS)
+    assert len(load_list(data / "cot_sft.json")) == sum(cot_count(sizes, b) for b in COT_BUILDERS)
     assert len(load_list(data / "pretrain.json")) == sizes["pretrain"]
     for name in BENCHMARK_FILES:
         assert len(load_list(data / "eval" / name)) == sizes["eval_per_benchmark"], name
 
 
 def test_full_scale_sizes_match_the_brief() -> None:
-    full = mdd.SCALES["full"]
+    full = SCALES["full"]
     assert 1500 <= sum(v for k, v in full.items() if k.startswith("sft_")) <= 3000
     assert 40 <= full["eval_per_benchmark"] <= 60
     assert full["grpo_train"] >= 200
@@ -414,7 +426,7 @@ def test_manifest_matches_pixels(data: Path, manifest: dict) -> None:
         for obj in scene["objects"]:
             x1, y1, x2, y2 = obj["box"]
             assert 0 <= x1 < x2 <= scene["width"] and 0 <= y1 < y2 <= scene["height"], rel
-            mask = colour_mask(arr, mdd.OBJECT_COLOURS[obj["kind"]])
+            mask = colour_mask(arr, OBJECT_COLOURS[obj["kind"]])
             if obj["kind"] == "road":  # drawn first: objects may cover parts of it
                 assert mask[y1:y2, x1:x2].mean() > 0.5, f"{rel} {obj}"
             else:
@@ -424,7 +436,7 @@ def test_manifest_matches_pixels(data: Path, manifest: dict) -> None:
 def test_objects_are_large_enough_to_learn(data: Path, manifest: dict) -> None:
     """Learnability: ordinary objects fill most of one 28 px cell (one merged visual token), grounding targets are
     whole 2x2-cell blocks on the cell grid (ships 2x1 or 1x2), and "no" presence scenes are sometimes empty."""
-    cell = mdd.CELL
+    cell = CELL
     for rel, scene in manifest.items():
         is_vg = any(  # only grounding targets are larger than a cell
             o["kind"] != "road" and max(o["box"][2] - o["box"][0], o["box"][3] - o["box"][1]) > cell
@@ -539,7 +551,7 @@ def test_train_and_test_scenes_are_disjoint(data: Path) -> None:
 def test_cli_build_is_deterministic(data: Path, tmp_path: Path) -> None:
     """The command line with the same seed reproduces every file byte for byte; another seed changes the data."""
     env = {**os.environ, "PYTHONHASHSEED": "123"}
-    script = Path(mdd.__file__)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_demo_data.py"  # the wrapper the demo runs
     out = tmp_path / "again"
     cmd = [sys.executable, str(script), "--output_dir", str(out), "--seed", "0", "--scale", "small"]
     subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=120)
@@ -549,17 +561,17 @@ def test_cli_build_is_deterministic(data: Path, tmp_path: Path) -> None:
     for rel in files:
         assert (out / rel).read_bytes() == (data / rel).read_bytes(), f"{rel} differs between two builds"
 
-    other = mdd.build_demo_data(tmp_path / "seed1", seed=1, scale="small")
+    other = build_demo_data(tmp_path / "seed1", seed=1, scale="small")
     assert (other / "sft.json").read_bytes() != (data / "sft.json").read_bytes()
 
 
 def test_build_rejects_unknown_scale(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown scale"):
-        mdd.build_demo_data(tmp_path, scale="huge")
+        build_demo_data(tmp_path, scale="huge")
 
 
 def test_corpus_texts_cover_every_word_of_the_data(data: Path) -> None:
-    corpus = mdd.corpus_texts()
+    corpus = corpus_texts()
     assert all(isinstance(t, str) and t for t in corpus)
     assert REASONING_SYSTEM_PROMPT in corpus and "You are a helpful assistant." in corpus
     assert {"{CLS}", "{VQA}", "{VG}"} <= set(corpus)

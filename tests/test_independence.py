@@ -1,4 +1,4 @@
-"""The three packages share data conventions and checkpoints, never code."""
+"""The three packages share data conventions and checkpoints, never code; tinyrs_demo (support) imports none."""
 
 from __future__ import annotations
 
@@ -31,6 +31,23 @@ def test_package_never_imports_another(repo_root, package):
         str(path.relative_to(repo_root)): sorted(_imported_top_level_names(path) & others) for path in sources
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_demo_support_imports_no_stage_package(repo_root):
+    """tinyrs_demo (demo data, tiny model) is support code: it must build its outputs without any of the three."""
+    sources = sorted((repo_root / "demo" / "tinyrs_demo").rglob("*.py"))
+    assert len(sources) >= 5, "no sources found for tinyrs_demo"
+    offenders = {
+        str(path.relative_to(repo_root)): sorted(_imported_top_level_names(path) & set(PACKAGES)) for path in sources
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_stage_packages_never_import_demo_support(repo_root):
+    """The reverse: a training or evaluation package that reached for tinyrs_demo would need it installed to run."""
+    for package, folder in PACKAGES.items():
+        for path in sorted((repo_root / folder / package).rglob("*.py")):
+            assert "tinyrs_demo" not in _imported_top_level_names(path), str(path.relative_to(repo_root))
 
 
 def test_detector_sees_cross_imports(tmp_path):

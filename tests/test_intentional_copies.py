@@ -17,7 +17,7 @@ import pytest
 
 
 REPO = Path(__file__).resolve().parents[1]
-PY_ROOTS = ("sft", "grpo", "eval", "scripts", "benchmarks", "tests")
+PY_ROOTS = ("sft", "grpo", "eval", "demo", "scripts", "benchmarks", "tests")
 
 
 def python_files() -> list[Path]:
@@ -96,7 +96,7 @@ def test_reasoning_system_prompt_is_one_string_in_every_copy() -> None:
         "sft/tinyrs_sft/constants.py",
         "grpo/tinyrs_grpo/text.py",
         "eval/tinyrs_eval/constants.py",
-        "scripts/make_demo_data.py",
+        "demo/tinyrs_demo/vocabulary.py",
         "tests/test_demo_data.py",
     }
     assert expected <= set(copies), sorted(copies)
@@ -108,7 +108,7 @@ def test_chat_template_is_one_string_in_every_copy() -> None:
     import json
 
     copies = all_assignments("QWEN2VL_CHAT_TEMPLATE")
-    assert {"scripts/make_tiny_model.py", "sft/tinyrs_sft/model.py"} <= set(copies), sorted(copies)
+    assert {"demo/tinyrs_demo/tokenizer.py", "sft/tinyrs_sft/model.py"} <= set(copies), sorted(copies)
     fixture = REPO / "tests/fixtures/released_checkpoint/checkpoint/chat_template.json"
     copies[str(fixture.relative_to(REPO))] = json.loads(fixture.read_text(encoding="utf-8"))["chat_template"]
     assert len(set(copies.values())) == 1, sorted(copies)
@@ -210,10 +210,10 @@ def docs_table() -> dict[str, tuple[str, str]]:
 def test_benchmark_table_is_the_same_everywhere() -> None:
     registry = eval_registry()
     assert len(registry) == 12
-    demo = assigned_constants(REPO / "scripts/make_demo_data.py", "BENCHMARKS")[0]
+    demo = assigned_constants(REPO / "demo/tinyrs_demo/vocabulary.py", "BENCHMARKS")[0]
     eval_tests = assigned_constants(REPO / "tests/eval/test_inputs.py", "ORIGINAL_KEYS")[0]
     restated = {
-        "scripts/make_demo_data.py BENCHMARKS": demo,
+        "demo/tinyrs_demo/vocabulary.py BENCHMARKS": demo,
         "tests/eval/test_inputs.py ORIGINAL_KEYS": eval_tests,
         "docs/data-format.md 4.1": docs_table(),
     }

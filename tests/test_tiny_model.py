@@ -109,7 +109,7 @@ def test_generate_stops_within_budget(loaded):
 
 
 def test_deterministic_given_seed(tmp_path):
-    from make_tiny_model import build_tiny_model
+    from tinyrs_demo.tiny_model import build_tiny_model
 
     a = build_tiny_model(tmp_path / "a", preset="tiny", seed=3)
     b = build_tiny_model(tmp_path / "b", preset="tiny", seed=3)
@@ -118,7 +118,8 @@ def test_deterministic_given_seed(tmp_path):
 
 
 def test_small_preset_keeps_reasoning_tags_whole():
-    from make_tiny_model import BASE_CORPUS, PRESETS, QWEN2VL_SPECIAL_TOKENS, train_tokenizer
+    from tinyrs_demo.tiny_model import PRESETS
+    from tinyrs_demo.tokenizer import BASE_CORPUS, QWEN2VL_SPECIAL_TOKENS, train_tokenizer
 
     assert PRESETS["small"].whole_reasoning_tags and not PRESETS["tiny"].whole_reasoning_tags
     tok = train_tokenizer(BASE_CORPUS, 400, whole_reasoning_tags=True)
@@ -138,7 +139,7 @@ def test_small_preset_rotations_tell_image_rows_and_columns_apart():
     With the real rope_theta (1e6) a 4x4-token image's columns differ by under 0.2 rad and grounding is not learnt at
     this size (measured: 9% vs 88% held-out box hits after 300 steps); the small preset must keep a usable rotation.
     """
-    from make_tiny_model import PRESETS
+    from tinyrs_demo.tiny_model import PRESETS
 
     spec = PRESETS["small"]
     pairs = spec.hidden_size // spec.num_attention_heads // 2
