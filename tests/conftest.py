@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS_DIR = REPO_ROOT / "scripts"
 
 # Tests never touch the network, whoever runs them (make test sets these too).
 for _name, _value in {
@@ -26,9 +24,6 @@ for _name, _value in {
 # DeepSpeed picks its accelerator at import time; without a GPU it must be told to use the CPU.
 if shutil.which("nvidia-smi") is None:
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
-
-if str(SCRIPTS_DIR) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS_DIR))
 
 
 def _cuda_available() -> bool:
@@ -55,15 +50,15 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete tiny Qwen2-VL checkpoint folder built offline by scripts/make_tiny_model.py."""
-    from make_tiny_model import build_tiny_model
+    """A complete tiny Qwen2-VL checkpoint folder built offline by tinyrs_demo.tiny_model."""
+    from tinyrs_demo.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2vl"), preset="tiny", seed=0)
 
 
 @pytest.fixture(scope="session")
 def demo_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The synthetic remote-sensing data (small scale) written by scripts/make_demo_data.py."""
-    from make_demo_data import build_demo_data
+    """The synthetic remote-sensing data (small scale) written by tinyrs_demo.writers."""
+    from tinyrs_demo.writers import build_demo_data
 
     return build_demo_data(tmp_path_factory.mktemp("demo-data"), seed=0, scale="small")

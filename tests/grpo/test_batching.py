@@ -42,7 +42,6 @@ def row_reward(prompts, completions, problem, solution, **kwargs):
 def batched_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory, grpo_data) -> dict:
     folder = tmp_path_factory.mktemp("batching")
     (folder / "grpo_row_rewards.py").write_text(ROW_REWARD)
-    sys.path.insert(0, str(folder))
     images = {f"{i}.png": grpo_data.noisy_png(i) for i in (0, 2, 3)}
     images["1.png"] = grpo_data.damaged_png(1)
     data = grpo_data.json_dataset(folder / "data", images, [f"{i}.png" for i in range(4)])
@@ -56,10 +55,11 @@ def batched_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory, 
     handler = _ListHandler()
     logging.getLogger("tinyrs_grpo").addHandler(handler)
     try:
-        trainer = main(*make_parser().parse_args_and_config(args=args))
+        with pytest.MonkeyPatch.context() as mp:  # the module-scoped form of the monkeypatch fixture
+            mp.syspath_prepend(str(folder))
+            trainer = main(*make_parser().parse_args_and_config(args=args))
     finally:
         logging.getLogger("tinyrs_grpo").removeHandler(handler)
-        sys.path.remove(str(folder))
     import grpo_row_rewards
 
     yield {"trainer": trainer, "output_dir": output_dir, "seen": grpo_row_rewards.SEEN, "log": handler.messages}

@@ -65,9 +65,9 @@ def read_log(output_dir: Path) -> list[dict]:
 def reward_module(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("reward_module")
     (folder / "grpo_train_test_rewards.py").write_text(VARYING_REWARD)
-    sys.path.insert(0, str(folder))
-    yield "grpo_train_test_rewards"
-    sys.path.remove(str(folder))
+    with pytest.MonkeyPatch.context() as mp:  # the module-scoped form of the monkeypatch fixture
+        mp.syspath_prepend(str(folder))
+        yield "grpo_train_test_rewards"
 
 
 SFT_BOUNDS = (6272, 112 * 112)  # what the "SFT stage" saved: neither the processor defaults nor any flag's default

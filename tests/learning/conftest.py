@@ -43,7 +43,7 @@ def draw_scene(
     texture_seed: int = TEXTURE_SEED,
 ) -> Path:
     """A square scene on the shared background texture with the given (kind, pixel box) objects."""
-    from make_demo_data import Obj, Scene, render
+    from tinyrs_demo.scenes import Obj, Scene, render
 
     scene = Scene(size, size, BACKGROUND, [Obj(kind, box) for kind, box in objects], texture_seed)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +53,7 @@ def draw_scene(
 
 def grid_answer(box: tuple[int, int, int, int]) -> str:
     """The SFT grounding answer for a pixel box: ``[[x1, y1, x2, y2]]`` on the 0-1000 grid."""
-    from make_demo_data import format_box, to_grid
+    from tinyrs_demo.scenes import format_box, to_grid
 
     return "[" + format_box(to_grid(box, SIZE, SIZE)) + "]"
 

@@ -77,7 +77,7 @@ def test_grounding_fails_with_constant_vision(learn, positional_tiny_model_dir, 
 # Presence and reasoning format: 8 pairs of images that differ only by one building
 # ---------------------------------------------------------------------------------------------------------------
 def presence_set(learn, folder: Path) -> tuple[list[dict], list[tuple[Path, str]], list[str], list[dict]]:
-    from make_demo_data import R_ABSENT, R_PRESENT, REASONING_SYSTEM_PROMPT
+    from tinyrs_demo.vocabulary import R_ABSENT, R_PRESENT, REASONING_SYSTEM_PROMPT
 
     records, items, truths, cot = [], [], [], []
     for pair in range(8):
@@ -118,8 +118,7 @@ def test_presence_overfits(learn, tiny_model_dir, tmp_path):
 
 def test_reasoning_format_is_reproduced(learn, positional_tiny_model_dir, tmp_path):
     """Chain-of-thought records (reasoning system prompt, tagged answer) of two presence pairs come back verbatim."""
-    from make_demo_data import REASONING_SYSTEM_PROMPT
-
+    from tinyrs_demo.vocabulary import REASONING_SYSTEM_PROMPT
     from tinyrs_grpo.rewards import format_score
 
     _, _, _, cot = presence_set(learn, tmp_path / "images")

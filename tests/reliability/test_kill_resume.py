@@ -163,12 +163,10 @@ def varying_reward(completions, **kwargs):
 
 @pytest.fixture(scope="module")
 def grpo_setup(tmp_path_factory, rel):
-    import sys
+    import base64
 
     root = tmp_path_factory.mktemp("grpo_kill")
     (root / "rel_kill_rewards.py").write_text(REWARD_MODULE)
-    sys.path.insert(0, str(root))
-    import base64
 
     rows = []
     for i in range(8):
@@ -176,8 +174,9 @@ def grpo_setup(tmp_path_factory, rel):
         rows.append({"image": {"bytes": png, "path": None}, "problem": f"{{VQA}} Is there a ship? ({i})",
                      "solution": ["1", "yes" if i % 2 else "no", "", base64.b64encode(png).decode()]})  # fmt: skip
     data = rel.save_grpo_rows(root / "data", rows)
-    yield data
-    sys.path.remove(str(root))
+    with pytest.MonkeyPatch.context() as mp:  # the module-scoped form of the monkeypatch fixture
+        mp.syspath_prepend(str(root))
+        yield data
 
 
 def grpo_argv(model: Path, data: Path, out: Path) -> list[str]:
