@@ -127,6 +127,10 @@ def test_check_data_reports_bad_rows(grpo_data, tmp_path: Path, capsys) -> None:
 
 
 def test_cli_usage_and_unknown_command(capsys) -> None:
-    assert cli_main(["--help"]) == 0
+    with pytest.raises(SystemExit) as info:  # argparse prints the help and exits 0
+        cli_main(["--help"])
+    assert info.value.code == 0
     assert "build-data" in capsys.readouterr().out
-    assert cli_main(["fly"]) == 2
+    with pytest.raises(SystemExit) as info:  # a usage error: exit status 2, one line
+        cli_main(["fly"])
+    assert info.value.code == 2
