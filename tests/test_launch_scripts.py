@@ -161,11 +161,17 @@ def fake_bin(tmp_path_factory) -> Path:
     return folder
 
 
+LAUNCH_VARIABLES = {  # what scripts/_launch.sh reads: a developer's exported value must not leak into a test
+    *("MODEL_NAME", "DATA_PATH", "IMAGE_FOLDER", "OUTPUT_DIR", "DEEPSPEED_CONFIG", "DATASET_NAME", "WANDB_RUN_NAME"),
+    *("MAX_PIXELS", "MIN_PIXELS", "MODEL_NAME_OR_PATH", "MODEL_PATH", "DATA_ROOT", "MODEL_TYPE", "TASK"),
+    *("REASONING_CONFIG", "NUM_PROCESSES", "GPUS_PER_NODE", "NUM_DEVICES", "GLOBAL_BATCH_SIZE", "BATCH_PER_DEVICE"),
+    *("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "DRY_RUN", "PYTHON"),
+}
+
+
 def launch(fake_bin: Path, script: str, args: list[str], env_extra: dict[str, str]) -> subprocess.CompletedProcess:
     """Run a launch script with the stand-ins first on PATH and no SLURM_* from the caller's environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "MASTER_", "NODE_RANK", "DRY_RUN"))}
-    for name in ("GPUS_PER_NODE", "NUM_DEVICES", "NUM_PROCESSES", "MODEL_NAME", "OUTPUT_DIR", "DEEPSPEED_CONFIG"):
-        env.pop(name, None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") and k not in LAUNCH_VARIABLES}
     env.update(PATH=os.pathsep.join([str(fake_bin), env.get("PATH", "")]), PYTHON=str(fake_bin / "python"))
     env.update(MODEL_TYPE="hf", WANDB_RUN_NAME="run1", **env_extra)
     return subprocess.run(
