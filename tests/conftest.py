@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import FakeOpenAIServer, serve_openai, single_torch_thread
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -62,3 +64,19 @@ def demo_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tinyrs_demo.writers import build_demo_data
 
     return build_demo_data(tmp_path_factory.mktemp("demo-data"), seed=0, scale="small")
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """torch on one CPU thread for the test, restored afterwards (tests/sft, tests/reliability and tests/learning
+    use it for every test; module-scoped fixtures use ``helpers.single_torch_thread`` directly)."""
+    with single_torch_thread():
+        yield
+
+
+@pytest.fixture
+def openai_server() -> Iterator[FakeOpenAIServer]:
+    """The fake OpenAI-compatible server (tests/helpers/openai_server.py) on 127.0.0.1 for one test: set
+    ``openai_server.behaviour = lambda question, attempt: {...}``, pass ``openai_server.base_url`` to the client."""
+    with serve_openai() as server:
+        yield server

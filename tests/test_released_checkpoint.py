@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import free_port, subprocess_env
 
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "released_checkpoint"
@@ -23,12 +24,7 @@ IMAGES = ("inside_84x112.png", "above_224x224.png")  # 48 patches as is; 224x224
 LOGITS_ATOL = 5e-4  # |logits| reach 33; float32 round-off between versions measured 9e-5
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -312,18 +308,13 @@ def test_eval_hf_backend_generates_what_transformers_4_50_generated(meta):
 def test_sft_under_zero3_keeps_the_released_weights_and_bounds(meta, ref_tensors, tmp_path):
     """The paper's recipe (ZeRO-3) on a tied-embedding 4.50 checkpoint: with learning rate 0 the gathered, saved
     weights must still give 4.50's logits (a lost or untied lm_head, or mangled names, would not)."""
-    import os
-    import socket
     import subprocess
     import sys
 
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    env.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    env = subprocess_env(DS_ACCELERATOR="cpu", RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
+                         MASTER_PORT=str(free_port()))  # fmt: skip
     out = tmp_path / "zero3"
     cmd = [
         sys.executable, "-m", "tinyrs_sft.train",

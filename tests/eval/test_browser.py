@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import free_port, single_torch_thread
 from PIL import Image
 
 
@@ -72,24 +73,22 @@ def _wait(predicate, timeout: float = 60.0, what: str = "condition"):
 
 
 @pytest.fixture(scope="module")
-def chat_url(tiny_model_dir, helpers, tmp_path_factory):
-    import torch
-
+def chat_url(tiny_model_dir, tmp_path_factory):
     from tinyrs_eval import chat
 
-    torch.set_num_threads(1)
-    slot = chat.ModelSlot(max_new_tokens=16, device="cpu")
-    slot.load(str(tiny_model_dir))
-    data = tmp_path_factory.mktemp("examples")  # a one-benchmark data_root for the example row
-    (data / "VG_DOIR_RSVG_test").mkdir()
-    Image.new("RGB", (90, 70), (90, 90, 90)).save(data / "VG_DOIR_RSVG_test" / "ex.png")
-    record = {"image": "ex.png", "conversations": [{"value": "<image>\nthe tank"}, {"value": "[1, 1, 9, 9]"}]}
-    (data / "VG_DOIR_RSVG_test.json").write_text(json.dumps([record]))
-    port = helpers.free_port()
-    demo = chat.build_app(slot, chat.example_rows(data))
-    chat.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/", slot
-    demo.close()
+    with single_torch_thread():
+        slot = chat.ModelSlot(max_new_tokens=16, device="cpu")
+        slot.load(str(tiny_model_dir))
+        data = tmp_path_factory.mktemp("examples")  # a one-benchmark data_root for the example row
+        (data / "VG_DOIR_RSVG_test").mkdir()
+        Image.new("RGB", (90, 70), (90, 90, 90)).save(data / "VG_DOIR_RSVG_test" / "ex.png")
+        record = {"image": "ex.png", "conversations": [{"value": "<image>\nthe tank"}, {"value": "[1, 1, 9, 9]"}]}
+        (data / "VG_DOIR_RSVG_test.json").write_text(json.dumps([record]))
+        port = free_port()
+        demo = chat.build_app(slot, chat.example_rows(data))
+        chat.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+        yield f"http://127.0.0.1:{port}/", slot
+        demo.close()
 
 
 def _text(driver, css: str) -> str:

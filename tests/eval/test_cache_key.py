@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import FakeBackend
 
 from tinyrs_eval import model_source, run
 from tinyrs_eval.config import make_run_name, parse_run_args
@@ -31,12 +32,12 @@ def _retrain(folder: Path, weights: bytes, keep_mtime: bool = False) -> None:
 
 
 @pytest.fixture
-def fake_generate(monkeypatch, fake_backend_cls):
+def fake_generate(monkeypatch):
     """Replace the model by a fake backend whose answer the test sets (``state["answer"]``)."""
     state = {"answer": "yes", "backends": []}
 
     def create_backend(name, **kwargs):
-        backend = fake_backend_cls(lambda req: state["answer"])
+        backend = FakeBackend(lambda req: state["answer"])
         state["backends"].append(backend)
         return backend
 

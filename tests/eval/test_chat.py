@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import free_port, single_torch_thread
 from PIL import Image
 
 
@@ -39,20 +40,16 @@ class ScriptedModel:
 
 
 @pytest.fixture(scope="module")
-def app(tiny_model_dir, tmp_path_factory, helpers):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    slot = chat.ModelSlot(max_new_tokens=12, device="cpu")
-    assert "ready" in slot.load(str(tiny_model_dir))
-    port = helpers.free_port()
-    demo = chat.build_app(slot, [])
-    chat.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
-    client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
-    yield {"slot": slot, "client": client, "real": slot.model, "url": f"http://127.0.0.1:{port}/"}
-    demo.close()
-    torch.set_num_threads(before)
+def app(tiny_model_dir, tmp_path_factory):
+    with single_torch_thread():
+        slot = chat.ModelSlot(max_new_tokens=12, device="cpu")
+        assert "ready" in slot.load(str(tiny_model_dir))
+        port = free_port()
+        demo = chat.build_app(slot, [])
+        chat.launch(demo, "127.0.0.1", port, prevent_thread_lock=True, quiet=True)
+        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        yield {"slot": slot, "client": client, "real": slot.model, "url": f"http://127.0.0.1:{port}/"}
+        demo.close()
 
 
 @pytest.fixture(scope="module")

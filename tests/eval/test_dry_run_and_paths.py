@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from helpers import FakeBackend
 from PIL import Image
 
 from tinyrs_eval import backends, run
@@ -67,11 +68,9 @@ def test_image_paths_outside_the_data_root_are_refused(record, refused, tmp_path
     assert image_path_problem(tmp_path / "x" / "y.png", tmp_path) is None
 
 
-def test_real_run_counts_refused_records_and_never_opens_them(
-    data_copy, outside_png, tmp_path, monkeypatch, fake_backend_cls, caplog
-):
+def test_real_run_counts_refused_records_and_never_opens_them(data_copy, outside_png, tmp_path, monkeypatch, caplog):
     seen = []
-    monkeypatch.setattr(run, "create_backend", lambda name, **kw: fake_backend_cls(lambda r: seen.append(r) or "x"))
+    monkeypatch.setattr(run, "create_backend", lambda name, **kw: FakeBackend(lambda r: seen.append(r) or "x"))
     opened = []
     real_load = run.load_image
     monkeypatch.setattr(run, "load_image", lambda path: opened.append(Path(path)) or real_load(path))

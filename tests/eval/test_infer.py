@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import single_torch_thread
 from PIL import Image
 
 from tinyrs_eval import boxes, infer, interactive
@@ -28,12 +29,8 @@ def images(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(tiny_model_dir):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield interactive.ChatModel(str(tiny_model_dir), max_new_tokens=10, device="cpu")
-    torch.set_num_threads(before)
+    with single_torch_thread():
+        yield interactive.ChatModel(str(tiny_model_dir), max_new_tokens=10, device="cpu")
 
 
 def test_json_for_one_image_and_for_a_folder(tiny_model_dir, images, capsys, one_thread):

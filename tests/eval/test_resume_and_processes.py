@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import REPO_ROOT, free_port, run_eval_cli, subprocess_env
 
 from tinyrs_eval import run
 
@@ -38,7 +39,7 @@ def _records(out: Path, run_name: str) -> dict[str, list[dict]]:
     return {stem: read(out / run_name / f"{stem}.jsonl") for stem in STEMS}
 
 
-def test_resume_after_sigkill(tiny_model_dir, eval_data_root, tmp_path, one_thread, helpers):
+def test_resume_after_sigkill(tiny_model_dir, eval_data_root, tmp_path, one_thread):
     gen = ["--max_new_tokens", "24", "--limit", "8"]
     ref_out, out = tmp_path / "ref", tmp_path / "killed"
     assert run.cli(_args(tiny_model_dir, eval_data_root, ref_out, "r", *gen)) == 0
@@ -46,7 +47,7 @@ def test_resume_after_sigkill(tiny_model_dir, eval_data_root, tmp_path, one_thre
     total = sum(len(v) for v in reference.values())
 
     cmd = [sys.executable, "-m", "tinyrs_eval.run", *_args(tiny_model_dir, eval_data_root, out, "r", *gen)]
-    proc = subprocess.Popen(cmd, env=helpers.subprocess_env(), cwd=helpers.repo_root, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, env=subprocess_env(), cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)  # fmt: skip
     run_dir = out / "r"
     deadline = time.monotonic() + 240
@@ -80,21 +81,21 @@ def test_resume_after_sigkill(tiny_model_dir, eval_data_root, tmp_path, one_thre
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one(tiny_model_dir, eval_data_root, tmp_path, helpers):
+def test_two_processes_equal_one(tiny_model_dir, eval_data_root, tmp_path):
     """accelerate launch with 2 processes on CPU (gloo) gives the records and metrics of one process.
 
     A first 2-process run with --limit 1 has fewer samples than processes; the second run resumes it with --limit 3.
     (`accelerate launch --cpu` starts a single process; `--multi_gpu` starts N and tinyrs_eval puts them on gloo.)
     """
     one, two = tmp_path / "one", tmp_path / "two"
-    helpers.run_cli([*_args(tiny_model_dir, eval_data_root, one, "r"), "--max_new_tokens", "8", "--limit", "3"])
+    run_eval_cli([*_args(tiny_model_dir, eval_data_root, one, "r"), "--max_new_tokens", "8", "--limit", "3"])
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-              str(helpers.free_port()), "-m", "tinyrs_eval.run"]  # fmt: skip
+              str(free_port()), "-m", "tinyrs_eval.run"]  # fmt: skip
     for limit in ("1", "3"):
         proc = subprocess.run(
             [*launch, *_args(tiny_model_dir, eval_data_root, two, "r"), "--max_new_tokens", "8", "--limit", limit],
-            env=helpers.subprocess_env(), cwd=helpers.repo_root, capture_output=True, text=True, timeout=400,
+            env=subprocess_env(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=400,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-4000:]
         results_two = json.loads((two / "results.json").read_text())

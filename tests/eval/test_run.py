@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import single_torch_thread
 
 from tinyrs_eval import report, run
 from tinyrs_eval.benchmarks import BENCHMARKS
@@ -37,20 +38,13 @@ def _predictions(out: Path, results: dict, key: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def hf_run(tiny_model_dir, demo_data_dir, tmp_path_factory):
     """One --task all run (3 samples per benchmark), shared by the tests below."""
-    import torch
-
     out = tmp_path_factory.mktemp("hf-run")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        args = _args(tiny_model_dir, Path(demo_data_dir) / "eval", out, "--task", "all", "--limit", "3",
-                     "--batch_size", "2")  # fmt: skip
-        with pytest.MonkeyPatch.context() as mp:  # recognisable fake secrets in the environment of the run
-            for name, value in FAKE_SECRETS.items():
-                mp.setenv(name, value)
-            assert run.cli(args) == 0
-    finally:
-        torch.set_num_threads(before)
+    args = _args(tiny_model_dir, Path(demo_data_dir) / "eval", out, "--task", "all", "--limit", "3",
+                 "--batch_size", "2")  # fmt: skip
+    with single_torch_thread(), pytest.MonkeyPatch.context() as mp:  # fake secrets in the environment of the run
+        for name, value in FAKE_SECRETS.items():
+            mp.setenv(name, value)
+        assert run.cli(args) == 0
     return out, args
 
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import damaged_png, noisy_png, write_json_dataset
 
 from tinyrs_grpo.train import main, make_parser  # noqa: I001
 
@@ -39,12 +40,12 @@ def row_reward(prompts, completions, problem, solution, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def batched_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory, grpo_data) -> dict:
+def batched_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     folder = tmp_path_factory.mktemp("batching")
     (folder / "grpo_row_rewards.py").write_text(ROW_REWARD)
-    images = {f"{i}.png": grpo_data.noisy_png(i) for i in (0, 2, 3)}
-    images["1.png"] = grpo_data.damaged_png(1)
-    data = grpo_data.json_dataset(folder / "data", images, [f"{i}.png" for i in range(4)])
+    images = {f"{i}.png": noisy_png(i) for i in (0, 2, 3)}
+    images["1.png"] = damaged_png(1)
+    data = write_json_dataset(folder / "data", images, [f"{i}.png" for i in range(4)])
     output_dir = folder / "out"
     args = ["--model_name_or_path", str(tiny_model_dir), "--dataset_name", str(data), "--output_dir",
             str(output_dir), "--use_cpu", "true", "--report_to", "none", "--judge", "none",

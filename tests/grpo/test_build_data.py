@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import grpo_row, png_bytes, save_grpo_dataset
 
 from tinyrs_grpo.build_data import build_grpo_dataset, infer_answer_type
 from tinyrs_grpo.cli import main as cli_main
@@ -31,14 +32,14 @@ def test_infer_answer_type(answer: str, expected: str) -> None:
     assert infer_answer_type(answer) == expected
 
 
-def _write_images(folder: Path, grpo_data, names: list[str]) -> None:
+def _write_images(folder: Path, names: list[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:
-        (folder / name).write_bytes(grpo_data.png_bytes())
+        (folder / name).write_bytes(png_bytes())
 
 
-def test_build_from_llava_records(grpo_data, tmp_path: Path) -> None:
-    _write_images(tmp_path / "img", grpo_data, ["a.png", "b.png", "c.png", "d.png"])
+def test_build_from_llava_records(tmp_path: Path) -> None:
+    _write_images(tmp_path / "img", ["a.png", "b.png", "c.png", "d.png"])
     records = [
         {"id": "vg1", "image": "a.png", "conversations": [
             {"from": "system", "value": "ignored"},
@@ -71,14 +72,14 @@ def test_build_from_llava_records(grpo_data, tmp_path: Path) -> None:
         ["0", "airport"],  # explicit answer_type wins over inference
     ]
     assert rows[0]["prompt"] == build_prompt("{VG} the storage tank")
-    assert base64.b64decode(rows[0]["solution"][3]) == grpo_data.png_bytes()  # base64 copy for the judge
+    assert base64.b64decode(rows[0]["solution"][3]) == png_bytes()  # base64 copy for the judge
     assert rows[0]["image"].size == (56, 56)  # embedded image
     prepared, report = prepare_split(rows, judge_enabled=True)
     assert report.rows_out == 4 and not report.bad_rows
 
 
-def test_unusable_records_name_index_and_id(grpo_data, tmp_path: Path) -> None:
-    _write_images(tmp_path / "img", grpo_data, ["a.png"])
+def test_unusable_records_name_index_and_id(tmp_path: Path) -> None:
+    _write_images(tmp_path / "img", ["a.png"])
     good = {
         "id": "ok",
         "image": "a.png",
@@ -116,9 +117,9 @@ def test_demo_cot_sft_to_grpo_with_test_split(demo_data_dir: Path, tmp_path: Pat
     assert report["train"]["usable"] == summary["splits"]["train"] and report["train"]["bad_rows"] == []
 
 
-def test_check_data_reports_bad_rows(grpo_data, tmp_path: Path, capsys) -> None:
-    rows = [grpo_data.row("1", "yes"), dict(grpo_data.row("1", "yes"), solution=["9", "x", "q", ""])]
-    path = grpo_data.save(tmp_path / "d", rows)
+def test_check_data_reports_bad_rows(tmp_path: Path, capsys) -> None:
+    rows = [grpo_row("1", "yes"), dict(grpo_row("1", "yes"), solution=["9", "x", "q", ""])]
+    path = save_grpo_dataset(tmp_path / "d", rows)
     assert cli_main(["check-data", "--dataset_name", str(path)]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["train"]["bad_rows"] == [

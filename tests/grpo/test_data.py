@@ -8,6 +8,7 @@ from pathlib import Path
 
 import datasets
 import pytest
+from helpers import grpo_row, png_bytes, save_grpo_dataset
 
 from tinyrs_grpo.data import (
     DatasetError,
@@ -32,14 +33,14 @@ def test_demo_dataset_loads_and_keeps_its_prompt(demo_data_dir: Path) -> None:
     assert row["image"].size[0] > 0
 
 
-def test_prompt_built_from_problem_when_absent(grpo_data, tmp_path: Path) -> None:
-    path = grpo_data.save(tmp_path / "d", [grpo_data.row("1", "yes", "{VQA} Is there a ship?")])
+def test_prompt_built_from_problem_when_absent(tmp_path: Path) -> None:
+    path = save_grpo_dataset(tmp_path / "d", [grpo_row("1", "yes", "{VQA} Is there a ship?")])
     prepared, _ = prepare_split(load_grpo_dataset(str(path))["train"], judge_enabled=False)
     assert prepared[0]["prompt"] == build_prompt("{VQA} Is there a ship?")
     assert prepared[0]["prompt"][0]["content"][0]["text"] == REASONING_SYSTEM_PROMPT
 
 
-def test_single_saved_dataset_becomes_train_split(grpo_data, tmp_path: Path) -> None:
+def test_single_saved_dataset_becomes_train_split(tmp_path: Path) -> None:
     """The original indexed a saved Dataset with ['train'] and crashed (G14)."""
     features = datasets.Features(
         {
@@ -48,16 +49,16 @@ def test_single_saved_dataset_becomes_train_split(grpo_data, tmp_path: Path) -> 
             "solution": datasets.List(datasets.Value("string")),
         }
     )
-    datasets.Dataset.from_list([grpo_data.row("1", "yes")], features=features).save_to_disk(str(tmp_path / "single"))
+    datasets.Dataset.from_list([grpo_row("1", "yes")], features=features).save_to_disk(str(tmp_path / "single"))
     raw = load_grpo_dataset(str(tmp_path / "single"))
     assert list(raw) == ["train"]
     with pytest.raises(DatasetError, match="available splits: \\['train'\\]"):
         select_split(raw, "test")
 
 
-def _json_records(grpo_data, image_dir: Path) -> list[dict]:
+def _json_records(image_dir: Path) -> list[dict]:
     image_dir.mkdir(parents=True, exist_ok=True)
-    (image_dir / "a.png").write_bytes(grpo_data.png_bytes())
+    (image_dir / "a.png").write_bytes(png_bytes())
     return [
         {
             "image": "imgs/a.png",
@@ -73,8 +74,8 @@ def _json_records(grpo_data, image_dir: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("suffix", [".json", ".jsonl"])
-def test_json_and_jsonl_with_integer_codes(grpo_data, tmp_path: Path, suffix: str) -> None:
-    records = _json_records(grpo_data, tmp_path / "imgs")
+def test_json_and_jsonl_with_integer_codes(tmp_path: Path, suffix: str) -> None:
+    records = _json_records(tmp_path / "imgs")
     path = tmp_path / f"data{suffix}"
     if suffix == ".json":
         path.write_text(json.dumps(records))
@@ -86,8 +87,8 @@ def test_json_and_jsonl_with_integer_codes(grpo_data, tmp_path: Path, suffix: st
     assert report.answer_types == {"1": 1, "2": 1}
 
 
-def test_json_image_from_base64_copy(grpo_data, tmp_path: Path) -> None:
-    b64 = base64.b64encode(grpo_data.png_bytes()).decode()
+def test_json_image_from_base64_copy(tmp_path: Path) -> None:
+    b64 = base64.b64encode(png_bytes()).decode()
     path = tmp_path / "d.json"
     path.write_text(json.dumps([{"problem": "q", "solution": ["1", "yes", "q", b64]}]))
     prepared, _ = prepare_split(load_grpo_dataset(str(path))["train"], judge_enabled=False)
@@ -99,9 +100,9 @@ def test_missing_local_file_is_a_clear_error(tmp_path: Path) -> None:
         load_grpo_dataset(str(tmp_path / "nope.json"))
 
 
-def _bad_rows(grpo_data) -> list[dict]:
-    good = grpo_data.row("1", "yes")
-    broken_image = dict(grpo_data.row("1", "yes"), image={"bytes": b"not an image", "path": None})
+def _bad_rows() -> list[dict]:
+    good = grpo_row("1", "yes")
+    broken_image = dict(grpo_row("1", "yes"), image={"bytes": b"not an image", "path": None})
     return [
         good,  # 0
         dict(good, problem="   "),  # 1 empty problem
@@ -115,8 +116,8 @@ def _bad_rows(grpo_data) -> list[dict]:
     ]
 
 
-def test_bad_rows_stop_before_training_naming_the_row(grpo_data, tmp_path: Path) -> None:
-    path = grpo_data.save(tmp_path / "bad", _bad_rows(grpo_data))
+def test_bad_rows_stop_before_training_naming_the_row(tmp_path: Path) -> None:
+    path = save_grpo_dataset(tmp_path / "bad", _bad_rows())
     with pytest.raises(DatasetError) as info:
         prepare_split(load_grpo_dataset(str(path))["train"], "train", judge_enabled=False)
     message = str(info.value)
@@ -133,8 +134,8 @@ def test_bad_rows_stop_before_training_naming_the_row(grpo_data, tmp_path: Path)
         assert expected in message
 
 
-def test_skip_bad_rows_counts_them(grpo_data, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = grpo_data.save(tmp_path / "bad", _bad_rows(grpo_data))
+def test_skip_bad_rows_counts_them(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = save_grpo_dataset(tmp_path / "bad", _bad_rows())
     prepared, report = prepare_split(
         load_grpo_dataset(str(path))["train"], "train", judge_enabled=False, skip_bad_rows=True
     )
@@ -153,12 +154,12 @@ def test_judge_none_drops_open_ended_rows_with_a_count(mixed_grpo_dir: Path, cap
     assert len(kept) == 8 and report.dropped_open_ended == 0
 
 
-def test_max_prompt_length_drops_and_never_truncates(tiny_model_dir: Path, grpo_data, tmp_path: Path) -> None:
+def test_max_prompt_length_drops_and_never_truncates(tiny_model_dir: Path, tmp_path: Path) -> None:
     from tinyrs_grpo.model import load_processor
 
     processor = load_processor(str(tiny_model_dir), min_pixels=3136, max_pixels=112 * 112)
-    rows = [grpo_data.row("1", "yes", "short"), grpo_data.row("1", "yes", "long " * 200)]
-    raw = load_grpo_dataset(str(grpo_data.save(tmp_path / "d", rows)))["train"]
+    rows = [grpo_row("1", "yes", "short"), grpo_row("1", "yes", "long " * 200)]
+    raw = load_grpo_dataset(str(save_grpo_dataset(tmp_path / "d", rows)))["train"]
     short_len = prompt_token_count(processor, build_prompt("short"), 56, 56)
     # the count matches what the processor really produces, image tokens included
     from PIL import Image
@@ -178,15 +179,15 @@ def test_missing_columns(tmp_path: Path) -> None:
         prepare_split(ds, judge_enabled=False)
 
 
-def test_conversation_columns_are_refused(grpo_data, tmp_path: Path) -> None:
-    raw = load_grpo_dataset(str(grpo_data.save(tmp_path / "d", [grpo_data.row("1", "yes")])))["train"]
+def test_conversation_columns_are_refused(tmp_path: Path) -> None:
+    raw = load_grpo_dataset(str(save_grpo_dataset(tmp_path / "d", [grpo_row("1", "yes")])))["train"]
     with pytest.raises(DatasetError, match="'messages'"):
         prepare_split(raw.add_column("messages", ["hi"]), judge_enabled=False)
 
 
-def test_null_prompt_rows_are_built_from_problem(grpo_data, tmp_path: Path) -> None:
-    rows = [grpo_data.row("1", "yes", "first"), grpo_data.row("1", "no", "second")]
-    raw = load_grpo_dataset(str(grpo_data.save(tmp_path / "d", rows)))["train"]
+def test_null_prompt_rows_are_built_from_problem(tmp_path: Path) -> None:
+    rows = [grpo_row("1", "yes", "first"), grpo_row("1", "no", "second")]
+    raw = load_grpo_dataset(str(save_grpo_dataset(tmp_path / "d", rows)))["train"]
     prompts = [build_prompt("given"), None]
     raw = raw.add_column("prompt", prompts)
     prepared, _ = prepare_split(raw, judge_enabled=False)

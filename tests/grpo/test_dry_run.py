@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import noisy_png, write_json_dataset
 
 from tinyrs_grpo.cli import main
 
@@ -63,8 +64,8 @@ def test_dry_run_errors_are_one_line(tiny_model_dir, demo_data_dir, tmp_path, ca
     assert got == code and len(lines) == 1 and expected in lines[0], output[-2000:]
 
 
-def test_dry_run_checks_the_first_images(tiny_model_dir, tmp_path, grpo_data, capfd) -> None:
-    data = grpo_data.json_dataset(tmp_path / "d", {"a.png": grpo_data.noisy_png(0)[:-200]}, ["a.png"])
+def test_dry_run_checks_the_first_images(tiny_model_dir, tmp_path, capfd) -> None:
+    data = write_json_dataset(tmp_path / "d", {"a.png": noisy_png(0)[:-200]}, ["a.png"])
     code, output = run(["train", "--dry_run", "true", "--model_name_or_path", str(tiny_model_dir), "--dataset_name",
                         str(data), "--output_dir", str(tmp_path / "out")], capfd)  # fmt: skip
     lines = error_lines(output)

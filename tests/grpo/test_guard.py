@@ -8,16 +8,17 @@ import logging
 from pathlib import Path
 
 import pytest
+from helpers import damaged_png, noisy_png, write_json_dataset
 
 from tinyrs_grpo.data import load_grpo_dataset, prepare_split
 from tinyrs_grpo.guard import CORRUPT_LOG, CorruptImageError, corrupt_total, guard_images
 
 
 @pytest.fixture
-def three_rows(tmp_path: Path, grpo_data):
+def three_rows(tmp_path: Path):
     """a.png, b.png (complete file, broken pixel data: passes the pre-training check), c.png."""
-    images = {"a.png": grpo_data.noisy_png(0), "b.png": grpo_data.damaged_png(1), "c.png": grpo_data.noisy_png(2)}
-    data = grpo_data.json_dataset(tmp_path / "data", images, ["a.png", "b.png", "c.png"])
+    images = {"a.png": noisy_png(0), "b.png": damaged_png(1), "c.png": noisy_png(2)}
+    data = write_json_dataset(tmp_path / "data", images, ["a.png", "b.png", "c.png"])
     return prepare_split(load_grpo_dataset(str(data))["train"], "train", judge_enabled=False)
 
 
@@ -46,12 +47,12 @@ def test_stop_raises_one_line(three_rows) -> None:
     assert "\n" not in message and "row 1: corrupt image" in message and "b.png" in message
 
 
-def test_training_stops_with_one_line_on_a_corrupt_image(tiny_model_dir: Path, tmp_path: Path, grpo_data, capfd):
+def test_training_stops_with_one_line_on_a_corrupt_image(tiny_model_dir: Path, tmp_path: Path, capfd):
     """--on_corrupt_image stop: the run ends at the corrupt image with one line and exit 1, no traceback."""
     from tinyrs_grpo.cli import main
 
-    images = {"a.png": grpo_data.noisy_png(0), "b.png": grpo_data.damaged_png(1)}
-    data = grpo_data.json_dataset(tmp_path / "data", images, ["a.png", "b.png"])
+    images = {"a.png": noisy_png(0), "b.png": damaged_png(1)}
+    data = write_json_dataset(tmp_path / "data", images, ["a.png", "b.png"])
     argv = ["train", "--model_name_or_path", str(tiny_model_dir), "--dataset_name", str(data), "--output_dir",
             str(tmp_path / "out"), "--use_cpu", "true", "--report_to", "none", "--judge", "none",
             "--reward_funcs", "format", "--per_device_train_batch_size", "4", "--num_generations", "2",

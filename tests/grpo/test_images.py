@@ -7,17 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import damaged_png, grpo_row, noisy_png, save_grpo_dataset, write_json_dataset
 
 from tinyrs_grpo.cli import main as cli_main
 from tinyrs_grpo.data import DatasetError, check_split, load_grpo_dataset, prepare_split
 
 
-def test_image_paths_outside_the_data_root_are_counted_bad_rows(tmp_path: Path, grpo_data) -> None:
+def test_image_paths_outside_the_data_root_are_counted_bad_rows(tmp_path: Path) -> None:
     outside = tmp_path / "outside.png"
-    outside.write_bytes(grpo_data.noisy_png(1))
-    data = grpo_data.json_dataset(
-        tmp_path / "data", {"ok.png": grpo_data.noisy_png(0)}, ["ok.png", "../outside.png", str(outside)]
-    )
+    outside.write_bytes(noisy_png(1))
+    data = write_json_dataset(tmp_path / "data", {"ok.png": noisy_png(0)}, ["ok.png", "../outside.png", str(outside)])
     split = load_grpo_dataset(str(data))["train"]
     with pytest.raises(DatasetError) as info:
         prepare_split(split, "train", judge_enabled=False)
@@ -34,13 +33,13 @@ def test_image_paths_outside_the_data_root_are_counted_bad_rows(tmp_path: Path, 
     assert report.kept == [0, 1, 2] and "_tinyrs_image_refused" not in prepared.column_names
 
 
-def test_build_data_counts_refused_records(tmp_path: Path, grpo_data) -> None:
+def test_build_data_counts_refused_records(tmp_path: Path) -> None:
     from tinyrs_grpo.build_data import build_grpo_dataset
 
     folder = tmp_path / "images"
     folder.mkdir()
-    (folder / "a.png").write_bytes(grpo_data.noisy_png(0))
-    (tmp_path / "outside.png").write_bytes(grpo_data.noisy_png(1))
+    (folder / "a.png").write_bytes(noisy_png(0))
+    (tmp_path / "outside.png").write_bytes(noisy_png(1))
     turns = [{"from": "human", "value": "<image>\n{VQA} Q?"}, {"from": "gpt", "value": "yes"}]
     records = [{"id": n, "image": n, "conversations": turns} for n in ("a.png", "../outside.png")]
     (tmp_path / "sft.json").write_text(json.dumps(records))
@@ -49,14 +48,14 @@ def test_build_data_counts_refused_records(tmp_path: Path, grpo_data) -> None:
 
 
 @pytest.mark.parametrize("embedded", [False, True], ids=["file", "embedded"])
-def test_cut_short_images_are_caught_without_decoding(tmp_path: Path, grpo_data, embedded: bool) -> None:
-    good, cut = grpo_data.noisy_png(0), grpo_data.noisy_png(1)[:-300]
+def test_cut_short_images_are_caught_without_decoding(tmp_path: Path, embedded: bool) -> None:
+    good, cut = noisy_png(0), noisy_png(1)[:-300]
     if embedded:
-        rows = [dict(grpo_data.row("1", "yes"), image={"bytes": data, "path": None}) for data in (good, cut)]
-        split = load_grpo_dataset(str(grpo_data.save(tmp_path / "d", rows)))["train"]
+        rows = [dict(grpo_row("1", "yes"), image={"bytes": data, "path": None}) for data in (good, cut)]
+        split = load_grpo_dataset(str(save_grpo_dataset(tmp_path / "d", rows)))["train"]
     else:
         split = load_grpo_dataset(
-            str(grpo_data.json_dataset(tmp_path / "d", {"g.png": good, "c.png": cut}, ["g.png", "c.png"]))
+            str(write_json_dataset(tmp_path / "d", {"g.png": good, "c.png": cut}, ["g.png", "c.png"]))
         )
         split = split["train"]
     report = check_split(split, "train", judge_enabled=False, skip_bad_rows=True)
@@ -65,23 +64,21 @@ def test_cut_short_images_are_caught_without_decoding(tmp_path: Path, grpo_data,
     assert "IEND" in report.bad_rows[0][1]
 
 
-def test_verify_images_decodes_fully(tmp_path: Path, grpo_data) -> None:
-    data = grpo_data.json_dataset(
-        tmp_path / "d", {"g.png": grpo_data.noisy_png(0), "x.png": grpo_data.damaged_png(1)}, ["g.png", "x.png"]
-    )
+def test_verify_images_decodes_fully(tmp_path: Path) -> None:
+    data = write_json_dataset(tmp_path / "d", {"g.png": noisy_png(0), "x.png": damaged_png(1)}, ["g.png", "x.png"])
     split = load_grpo_dataset(str(data))["train"]
     assert check_split(split, "train", judge_enabled=False).kept == [0, 1]  # ends intact: the cheap check passes
     report = check_split(split, "train", judge_enabled=False, skip_bad_rows=True, verify_images=True)
     assert report.kept == [0] and "undecodable image" in report.bad_rows[0][1] and "x.png" in report.bad_rows[0][1]
 
 
-def test_check_data_reports_cut_short_and_damaged_images(tmp_path: Path, grpo_data, capsys) -> None:
+def test_check_data_reports_cut_short_and_damaged_images(tmp_path: Path, capsys) -> None:
     images = {
-        "g.png": grpo_data.noisy_png(0),
-        "c.png": grpo_data.noisy_png(1)[:-300],
-        "x.png": grpo_data.damaged_png(2),
+        "g.png": noisy_png(0),
+        "c.png": noisy_png(1)[:-300],
+        "x.png": damaged_png(2),
     }
-    data = grpo_data.json_dataset(tmp_path / "d", images, ["g.png", "c.png", "x.png", "../up.png"])
+    data = write_json_dataset(tmp_path / "d", images, ["g.png", "c.png", "x.png", "../up.png"])
     assert cli_main(["check-data", "--dataset_name", str(data)]) == 1
     captured = capsys.readouterr()
     lines = [line for line in captured.err.splitlines() if "grpo.json: split 'train' row" in line]

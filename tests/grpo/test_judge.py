@@ -7,6 +7,7 @@ import logging
 import re
 
 import pytest
+from helpers import png_bytes
 
 from tinyrs_grpo.judge import Judge, make_judge_reward, parse_score
 
@@ -59,7 +60,7 @@ def test_parse_score(reply, expected) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 def test_normal_scores_are_per_sample(openai_server) -> None:
     """Each answer gets the score of its own request (the original could reuse the previous sample's reply)."""
-    openai_server.behaviour = lambda body, n: {"content": str(number_in(openai_server.question_of(body)) % 11)}
+    openai_server.behaviour = lambda question, n: {"content": str(number_in(question) % 11)}
     judge = make_judge(openai_server)
     items = [(f"question q{i}", f"answer {i}", "aW1hZ2U=") for i in range(11)]
     scores = asyncio.run(judge.score_many(items))
@@ -73,25 +74,25 @@ def test_normal_scores_are_per_sample(openai_server) -> None:
     assert openai_server.auth_headers[0] == f"Bearer {SECRET}"  # the key comes from OPENAI_API_KEY
 
 
-def test_png_images_are_labelled_png(openai_server, grpo_data) -> None:
+def test_png_images_are_labelled_png(openai_server) -> None:
     import base64
 
     judge = make_judge(openai_server)
-    png = base64.b64encode(grpo_data.png_bytes()).decode()
+    png = base64.b64encode(png_bytes()).decode()
     asyncio.run(judge.score("q1", "a", png))
     url = openai_server.requests[0]["messages"][1]["content"][1]["image_url"]["url"]
     assert url.startswith("data:image/png;base64,")
 
 
 def test_429_then_success(openai_server) -> None:
-    openai_server.behaviour = lambda body, n: {"status": 429} if n < 2 else {"content": "Score: 8"}
+    openai_server.behaviour = lambda question, n: {"status": 429} if n < 2 else {"content": "Score: 8"}
     judge = make_judge(openai_server)
     assert asyncio.run(judge.score("q1", "answer")) == pytest.approx(0.8)
     assert judge.stats.api_calls == 3 and judge.stats.retries == 2 and judge.stats.failures == 0
 
 
 def test_repeated_500_gives_none_and_counts(openai_server, caplog: pytest.LogCaptureFixture) -> None:
-    openai_server.behaviour = lambda body, n: {"status": 500}
+    openai_server.behaviour = lambda question, n: {"status": 500}
     judge = make_judge(openai_server, max_retries=2)
     with caplog.at_level(logging.WARNING):
         assert asyncio.run(judge.score("q1", "answer")) is None
@@ -100,28 +101,28 @@ def test_repeated_500_gives_none_and_counts(openai_server, caplog: pytest.LogCap
 
 
 def test_on_error_zero(openai_server) -> None:
-    openai_server.behaviour = lambda body, n: {"status": 503}
+    openai_server.behaviour = lambda question, n: {"status": 503}
     judge = make_judge(openai_server, max_retries=1, on_error="zero")
     assert asyncio.run(judge.score("q1", "answer")) == 0.0
     assert judge.stats.failures == 1
 
 
 def test_failures_are_not_cached(openai_server) -> None:
-    openai_server.behaviour = lambda body, n: {"status": 500} if n < 2 else {"content": "5"}
+    openai_server.behaviour = lambda question, n: {"status": 500} if n < 2 else {"content": "5"}
     judge = make_judge(openai_server, max_retries=1)
     assert asyncio.run(judge.score("q1", "answer")) is None  # attempts 0 and 1 fail
     assert asyncio.run(judge.score("q1", "answer")) == pytest.approx(0.5)  # asked again, not served a cached None
 
 
 def test_timeouts_are_retried_then_fail(openai_server) -> None:
-    openai_server.behaviour = lambda body, n: {"delay": 1.5, "content": "9"}
+    openai_server.behaviour = lambda question, n: {"delay": 1.5, "content": "9"}
     judge = make_judge(openai_server, timeout=0.3, max_retries=1)
     assert asyncio.run(judge.score("q1", "answer")) is None
     assert judge.stats.api_calls == 2 and judge.stats.failures == 1
 
 
 def test_timeout_then_success(openai_server) -> None:
-    openai_server.behaviour = lambda body, n: {"delay": 1.5, "content": "1"} if n == 0 else {"content": "6"}
+    openai_server.behaviour = lambda question, n: {"delay": 1.5, "content": "1"} if n == 0 else {"content": "6"}
     judge = make_judge(openai_server, timeout=0.3, max_retries=2)
     assert asyncio.run(judge.score("q1", "answer")) == pytest.approx(0.6)
 
@@ -131,13 +132,13 @@ def test_timeout_then_success(openai_server) -> None:
     [
         {"content": "I cannot grade this."},  # a reply without any number
         {"content": None},  # no content at all
-        {"raw_body": b"<html>not json</html>"},  # not JSON
-        {"raw_body": b'{"choices": []}'},  # JSON without choices
+        {"raw": b"<html>not json</html>"},  # not JSON
+        {"raw": b'{"choices": []}'},  # JSON without choices
         {"status": 400},  # a client error is not retried
     ],
 )
 def test_garbage_replies_fail_cleanly(openai_server, reply: dict) -> None:
-    openai_server.behaviour = lambda body, n: reply
+    openai_server.behaviour = lambda question, n: reply
     judge = make_judge(openai_server)
     assert asyncio.run(judge.score("q1", "answer")) is None
     assert judge.stats.failures == 1
@@ -145,7 +146,7 @@ def test_garbage_replies_fail_cleanly(openai_server, reply: dict) -> None:
 
 
 def test_concurrency_limit_respected(openai_server) -> None:
-    openai_server.behaviour = lambda body, n: {"delay": 0.2, "content": "5"}
+    openai_server.behaviour = lambda question, n: {"delay": 0.2, "content": "5"}
     judge = make_judge(openai_server, concurrency=3)
     scores = asyncio.run(judge.score_many([(f"q{i}", "a", None) for i in range(9)]))
     assert scores == [pytest.approx(0.5)] * 9
@@ -153,7 +154,7 @@ def test_concurrency_limit_respected(openai_server) -> None:
 
 
 def test_cache_by_question_answer_image(openai_server) -> None:
-    openai_server.behaviour = lambda body, n: {"content": "4"}
+    openai_server.behaviour = lambda question, n: {"content": "4"}
     judge = make_judge(openai_server)
     items = [("q1", "a", "img"), ("q1", "a", "img"), ("q1", "a", "other-img"), ("q1", "b", "img"), ("q2", "a", "img")]
     asyncio.run(judge.score_many(items))  # the duplicate is served from the in-flight request
@@ -162,10 +163,8 @@ def test_cache_by_question_answer_image(openai_server) -> None:
     assert judge.stats.cache_hits == 2 and judge.stats.requests == 4
 
 
-def test_judge_reward_routes_rows_and_logs_metrics(openai_server, grpo_data) -> None:
-    openai_server.behaviour = (
-        lambda body, n: {"content": "3"} if "q1" in openai_server.question_of(body) else {"status": 500}
-    )
+def test_judge_reward_routes_rows_and_logs_metrics(openai_server) -> None:
+    openai_server.behaviour = lambda question, n: {"content": "3"} if "q1" in question else {"status": 500}
     judge = make_judge(openai_server, max_retries=0)
     reward = make_judge_reward(judge)
     assert reward.__name__ == "judge_reward"
@@ -176,7 +175,7 @@ def test_judge_reward_routes_rows_and_logs_metrics(openai_server, grpo_data) -> 
     ]
     solution = [["0", "", "q1", ""], ["1", "yes", "q", ""], [0, "", "q2", ""]]
     logged: dict[str, float] = {}
-    images = [_image(grpo_data), None, _image(grpo_data)]
+    images = [_image(), None, _image()]
     scores = asyncio.run(reward(completions, solution, image=images, log_metric=logged.__setitem__))
     assert scores == [pytest.approx(0.3), None, None]
     assert logged == {"judge/requests": 2.0, "judge/api_calls": 2.0, "judge/failures": 1.0, "judge/cache_hits": 0.0}
@@ -186,19 +185,19 @@ def test_judge_reward_routes_rows_and_logs_metrics(openai_server, grpo_data) -> 
     assert sent[1]["image_url"]["url"].startswith("data:image/png;base64,")  # encoded from the image column
 
 
-def _image(grpo_data):
+def _image():
     import io
 
     from PIL import Image
 
-    return Image.open(io.BytesIO(grpo_data.png_bytes()))
+    return Image.open(io.BytesIO(png_bytes()))
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # the key
 # ---------------------------------------------------------------------------------------------------------------
 def test_key_never_in_logs_or_repr(openai_server, caplog: pytest.LogCaptureFixture, capsys) -> None:
-    openai_server.behaviour = lambda body, n: {"status": 500} if n == 0 else {"content": "x"}
+    openai_server.behaviour = lambda question, n: {"status": 500} if n == 0 else {"content": "x"}
     judge = make_judge(openai_server, max_retries=1)
     with caplog.at_level(logging.DEBUG):  # openai/httpx debug logging included
         asyncio.run(judge.score_many([("q1", "a", None), ("q2", "b", None)]))

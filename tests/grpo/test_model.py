@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import grpo_row, save_grpo_dataset
 from PIL import Image
 
 from tinyrs_grpo.model import bounded_image_size, load_processor
@@ -54,13 +55,13 @@ def test_bounded_image_size_matches_processor(tiny_model_dir: Path) -> None:
     assert (width // 14, height // 14) == (w, h)
 
 
-def test_resize_dataset_images_for_vllm(tiny_model_dir: Path, grpo_data, tmp_path: Path) -> None:
+def test_resize_dataset_images_for_vllm(tiny_model_dir: Path, tmp_path: Path) -> None:
     """With --use_vllm the images are pre-resized, so vLLM (which reads its own bounds) sees the same grid."""
     from tinyrs_grpo.data import load_grpo_dataset
     from tinyrs_grpo.model import resize_dataset_images
 
-    rows = [dict(grpo_data.row("1", "yes"), image={"bytes": _png(448, 224), "path": None})]
-    dataset = load_grpo_dataset(str(grpo_data.save(tmp_path / "d", rows)))["train"]
+    rows = [dict(grpo_row("1", "yes"), image={"bytes": _png(448, 224), "path": None})]
+    dataset = load_grpo_dataset(str(save_grpo_dataset(tmp_path / "d", rows)))["train"]
     processor = load_processor(str(tiny_model_dir), min_pixels=3136, max_pixels=112 * 112)
     resized = resize_dataset_images(dataset, processor.image_processor)
     image = resized[0]["image"]

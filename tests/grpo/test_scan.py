@@ -8,13 +8,14 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import noisy_png, write_json_dataset
 
 from tinyrs_grpo.data import DatasetError, SplitReport, load_grpo_dataset, scan_rows
 from tinyrs_grpo.scan import CACHE_FOLDER, cached_scan, check_once
 
 
-def test_scan_is_cached_until_the_files_or_settings_change(tmp_path: Path, grpo_data) -> None:
-    data = grpo_data.json_dataset(tmp_path / "d", {"a.png": grpo_data.noisy_png(0)}, ["a.png", "a.png"])
+def test_scan_is_cached_until_the_files_or_settings_change(tmp_path: Path) -> None:
+    data = write_json_dataset(tmp_path / "d", {"a.png": noisy_png(0)}, ["a.png", "a.png"])
     split = load_grpo_dataset(str(data))["train"]
     calls = []
 

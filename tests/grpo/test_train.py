@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import free_port, grpo_row, save_grpo_dataset
 
 from tinyrs_grpo.cli import main as cli_main
 from tinyrs_grpo.train import main, make_parser
@@ -223,13 +223,13 @@ def test_resume_from_checkpoint(trained: dict, tmp_path: Path, recwarn: pytest.W
 
 
 def test_judge_in_training_and_key_never_written(
-    tiny_model_dir, reward_module, grpo_data, openai_server, tmp_path, monkeypatch, capfd
+    tiny_model_dir, reward_module, openai_server, tmp_path, monkeypatch, capfd
 ) -> None:
     """Open-ended rows are judged through a local OpenAI-compatible server; the key appears in no output."""
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    openai_server.behaviour = lambda body, n: {"content": str(len(openai_server.question_of(body)) % 11)}
-    rows = [grpo_data.row("0", "", f"Describe scene {i}.", (30 * i, 90, 20)) for i in range(4)]
-    data_dir = grpo_data.save(tmp_path / "open", rows)
+    openai_server.behaviour = lambda question, n: {"content": str(len(question) % 11)}
+    rows = [grpo_row("0", "", f"Describe scene {i}.", (30 * i, 90, 20)) for i in range(4)]
+    data_dir = save_grpo_dataset(tmp_path / "open", rows)
     output_dir = tmp_path / "judged"
     args = common_args(tiny_model_dir, data_dir, output_dir, reward_module)
     args[args.index("--judge") + 1] = "openai"
@@ -248,12 +248,6 @@ def test_judge_in_training_and_key_never_written(
             assert SECRET.encode() not in path.read_bytes(), path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_zero3_on_cpu(tiny_model_dir: Path, demo_data_dir: Path, tmp_path: Path) -> None:
     """Two steps under DeepSpeed ZeRO-3 (CPU accelerator, gloo, one process), then reload and compare."""
@@ -267,7 +261,7 @@ def test_zero3_on_cpu(tiny_model_dir: Path, demo_data_dir: Path, tmp_path: Path)
         LOCAL_RANK="0",
         WORLD_SIZE="1",
         MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(_free_port()),
+        MASTER_PORT=str(free_port()),
         PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
     )
     cmd = [sys.executable, "-m", "tinyrs_grpo.train", *args, "--max_steps", "2", "--save_steps", "2",
@@ -297,7 +291,7 @@ def test_zero3_two_ranks_with_the_deepspeed_launcher(
         os.environ, DS_ACCELERATOR="cpu", PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
     )
     launcher = Path(sys.executable).parent / "deepspeed"
-    cmd = [str(launcher), "--num_gpus", "2", "--master_port", str(_free_port()), "--module", "tinyrs_grpo.train",
+    cmd = [str(launcher), "--num_gpus", "2", "--master_port", str(free_port()), "--module", "tinyrs_grpo.train",
            *args, "--max_steps", "2", "--save_steps", "2",
            "--deepspeed", str(REPO / "grpo/configs/deepspeed/zero3.json")]  # fmt: skip
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)

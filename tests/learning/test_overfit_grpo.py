@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import cell_box, draw_scene
 
 
 STEPS = 24
@@ -35,13 +36,13 @@ def shuffled_parity_reward(completions, completion_ids, parity, **kwargs):
 '''
 
 
-def save_dataset(learn, folder: Path, n_rows: int = 4) -> Path:
+def save_dataset(folder: Path, n_rows: int = 4) -> Path:
     """``n_rows`` GRPO rows, each a scene with the object in another cell, all asking for even token ids."""
     import datasets
 
     rows = []
     for i in range(n_rows):
-        image = learn.draw_scene(folder / "images" / f"{i}.png", [("building", learn.cell_box(i % 4, i // 4))], 56)
+        image = draw_scene(folder / "images" / f"{i}.png", [("building", cell_box(i % 4, i // 4))], 56)
         data = image.read_bytes()
         problem = "{VQA} Answer in even tokens."
         rows.append(
@@ -129,10 +130,8 @@ def flip_advantages(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ResumableGRPOTrainer, "_generate_and_score_completions", flipped)
 
 
-def test_grpo_reward_rises_and_not_with_flipped_advantages(
-    learn, tiny_model_dir, tmp_path, reward_module, monkeypatch
-):
-    data = save_dataset(learn, tmp_path)
+def test_grpo_reward_rises_and_not_with_flipped_advantages(tiny_model_dir, tmp_path, reward_module, monkeypatch):
+    data = save_dataset(tmp_path)
     reward = f"{reward_module}.parity_reward"
     normal = grpo_rewards(tiny_model_dir, data, tmp_path / "normal", reward)
     flip_advantages(monkeypatch)
@@ -144,9 +143,9 @@ def test_grpo_reward_rises_and_not_with_flipped_advantages(
 
 
 @pytest.mark.slow
-def test_grpo_reward_does_not_rise_when_shuffled_across_completions(learn, tiny_model_dir, tmp_path, reward_module):
+def test_grpo_reward_does_not_rise_when_shuffled_across_completions(tiny_model_dir, tmp_path, reward_module):
     """Negative control: rewards handed to the wrong completions of the batch carry no signal."""
-    data = save_dataset(learn, tmp_path)
+    data = save_dataset(tmp_path)
     control = grpo_rewards(tiny_model_dir, data, tmp_path / "shuffled", f"{reward_module}.shuffled_parity_reward")
     print(f"GRPO reward rise: {rise(control):+.3f} shuffled", [round(r, 2) for r in control])
     assert rise(control) < MIN_RISE, control

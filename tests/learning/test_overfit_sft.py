@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import cell_box, draw_scene, greedy_answers, grid_answer, sft_record, sft_train
 
 
 VG_QUESTION = "{VG} the building"
@@ -34,16 +35,16 @@ def iou(a: tuple[float, ...] | None, b: tuple[float, ...] | None) -> float:
 # ---------------------------------------------------------------------------------------------------------------
 # Grounding: 16 images, one building in each of the 16 cells of the same background
 # ---------------------------------------------------------------------------------------------------------------
-def grounding_set(learn, folder: Path) -> tuple[list[dict], list[tuple[Path, str]], list[str]]:
+def grounding_set(folder: Path) -> tuple[list[dict], list[tuple[Path, str]], list[str]]:
     records, items, truths = [], [], []
     for row in range(4):
         for col in range(4):
-            box = learn.cell_box(col, row)
+            box = cell_box(col, row)
             name = f"vg_{row}{col}.png"
-            learn.draw_scene(folder / name, [("building", box)])
-            records.append(learn.record(f"vg{row}{col}", name, VG_QUESTION, learn.grid_answer(box)))
+            draw_scene(folder / name, [("building", box)])
+            records.append(sft_record(f"vg{row}{col}", name, VG_QUESTION, grid_answer(box)))
             items.append((folder / name, VG_QUESTION))
-            truths.append(learn.grid_answer(box))
+            truths.append(grid_answer(box))
     return records, items, truths
 
 
@@ -53,21 +54,21 @@ def grounding_scores(answers: list[str], truths: list[str]) -> tuple[int, int]:
     return hits, len({parse_box(a) for a in answers})
 
 
-def test_grounding_overfits(learn, positional_tiny_model_dir, tmp_path):
-    records, items, truths = grounding_set(learn, tmp_path / "images")
-    out = learn.sft_train(positional_tiny_model_dir, records, tmp_path / "images", tmp_path / "out", *GROUNDING_ARGS)
-    answers = learn.greedy_answers(out, items)
+def test_grounding_overfits(positional_tiny_model_dir, tmp_path):
+    records, items, truths = grounding_set(tmp_path / "images")
+    out = sft_train(positional_tiny_model_dir, records, tmp_path / "images", tmp_path / "out", *GROUNDING_ARGS)
+    answers = greedy_answers(out, items)
     hits, distinct = grounding_scores(answers, truths)
     print(f"grounding: {hits}/16 hits, {distinct} distinct boxes")
     assert hits >= 15 and distinct >= 15, list(zip(truths, answers))
 
 
 @pytest.mark.slow
-def test_grounding_fails_with_constant_vision(learn, positional_tiny_model_dir, tmp_path, constant_vision):
-    records, items, truths = grounding_set(learn, tmp_path / "images")
+def test_grounding_fails_with_constant_vision(positional_tiny_model_dir, tmp_path, constant_vision):
+    records, items, truths = grounding_set(tmp_path / "images")
     constant_vision(items[5][0])  # every training image becomes the one with the building in cell (1, 1)
-    out = learn.sft_train(positional_tiny_model_dir, records, tmp_path / "images", tmp_path / "out", *GROUNDING_ARGS)
-    hits, distinct = grounding_scores(learn.greedy_answers(out, items), truths)
+    out = sft_train(positional_tiny_model_dir, records, tmp_path / "images", tmp_path / "out", *GROUNDING_ARGS)
+    hits, distinct = grounding_scores(greedy_answers(out, items), truths)
     print(f"grounding control: {hits}/16 hits, {distinct} distinct boxes")
     assert hits < 15 and distinct < 15
     assert hits <= 4  # the check above fails by far, not by a hair
@@ -76,18 +77,18 @@ def test_grounding_fails_with_constant_vision(learn, positional_tiny_model_dir, 
 # ---------------------------------------------------------------------------------------------------------------
 # Presence and reasoning format: 8 pairs of images that differ only by one building
 # ---------------------------------------------------------------------------------------------------------------
-def presence_set(learn, folder: Path) -> tuple[list[dict], list[tuple[Path, str]], list[str], list[dict]]:
+def presence_set(folder: Path) -> tuple[list[dict], list[tuple[Path, str]], list[str], list[dict]]:
     from tinyrs_demo.vocabulary import R_ABSENT, R_PRESENT, REASONING_SYSTEM_PROMPT
 
     records, items, truths, cot = [], [], [], []
     for pair in range(8):
-        cell = learn.cell_box(pair % 2, pair // 2 % 2)
+        cell = cell_box(pair % 2, pair // 2 % 2)
         for present in (True, False):
             name = f"pre_{pair}_{'yes' if present else 'no'}.png"
             objects = [("building", cell)] if present else []
-            learn.draw_scene(folder / name, objects, size=56, texture_seed=100 + pair)
+            draw_scene(folder / name, objects, size=56, texture_seed=100 + pair)
             answer = "yes" if present else "no"
-            records.append(learn.record(name[:-4], name, PRESENCE_QUESTION, answer))
+            records.append(sft_record(name[:-4], name, PRESENCE_QUESTION, answer))
             items.append((folder / name, PRESENCE_QUESTION))
             truths.append(answer)
             if pair < 2:  # two pairs also as chain-of-thought records (reasoning system prompt, tagged answer)
@@ -100,31 +101,31 @@ def presence_set(learn, folder: Path) -> tuple[list[dict], list[tuple[Path, str]
                 text = f"<reasoning>{reasoning}</reasoning><answer>{answer}</answer>"
                 cot.append(
                     {
-                        **learn.record(f"cot_{name[:-4]}", name, PRESENCE_QUESTION, text, REASONING_SYSTEM_PROMPT),
+                        **sft_record(f"cot_{name[:-4]}", name, PRESENCE_QUESTION, text, REASONING_SYSTEM_PROMPT),
                         "item": (folder / name, PRESENCE_QUESTION),
                     }
                 )
     return records, items, truths, cot
 
 
-def test_presence_overfits(learn, tiny_model_dir, tmp_path):
-    records, items, truths, _ = presence_set(learn, tmp_path / "images")
-    out = learn.sft_train(tiny_model_dir, records, tmp_path / "images", tmp_path / "out", *PRESENCE_ARGS)
-    answers = learn.greedy_answers(out, items, max_new_tokens=4)
+def test_presence_overfits(tiny_model_dir, tmp_path):
+    records, items, truths, _ = presence_set(tmp_path / "images")
+    out = sft_train(tiny_model_dir, records, tmp_path / "images", tmp_path / "out", *PRESENCE_ARGS)
+    answers = greedy_answers(out, items, max_new_tokens=4)
     correct = sum(a == t for a, t in zip(answers, truths))
     print(f"presence: {correct}/16 correct")
     assert correct >= 15, list(zip(truths, answers))
 
 
-def test_reasoning_format_is_reproduced(learn, positional_tiny_model_dir, tmp_path):
+def test_reasoning_format_is_reproduced(positional_tiny_model_dir, tmp_path):
     """Chain-of-thought records (reasoning system prompt, tagged answer) of two presence pairs come back verbatim."""
     from tinyrs_demo.vocabulary import REASONING_SYSTEM_PROMPT
     from tinyrs_grpo.rewards import format_score
 
-    _, _, _, cot = presence_set(learn, tmp_path / "images")
+    _, _, _, cot = presence_set(tmp_path / "images")
     records = [{k: v for k, v in r.items() if k != "item"} for r in cot]
-    out = learn.sft_train(positional_tiny_model_dir, records, tmp_path / "images", tmp_path / "out", *COT_ARGS)
-    answers = learn.greedy_answers(out, [r["item"] for r in cot], system=REASONING_SYSTEM_PROMPT, max_new_tokens=40)
+    out = sft_train(positional_tiny_model_dir, records, tmp_path / "images", tmp_path / "out", *COT_ARGS)
+    answers = greedy_answers(out, [r["item"] for r in cot], system=REASONING_SYSTEM_PROMPT, max_new_tokens=40)
     targets = [r["conversations"][-1]["value"] for r in cot]
     print(f"reasoning: {sum(a == t for a, t in zip(answers, targets))}/4 exact")
     assert all(format_score(a) == 1.0 for a in answers), answers  # well-formed <reasoning>...</reasoning><answer>
@@ -132,11 +133,11 @@ def test_reasoning_format_is_reproduced(learn, positional_tiny_model_dir, tmp_pa
 
 
 @pytest.mark.slow
-def test_presence_fails_with_constant_vision(learn, tiny_model_dir, tmp_path, constant_vision):
-    records, items, truths, _ = presence_set(learn, tmp_path / "images")
+def test_presence_fails_with_constant_vision(tiny_model_dir, tmp_path, constant_vision):
+    records, items, truths, _ = presence_set(tmp_path / "images")
     constant_vision(items[0][0])  # every training image becomes the first one (a building present)
-    out = learn.sft_train(tiny_model_dir, records, tmp_path / "images", tmp_path / "out", *PRESENCE_ARGS)
-    answers = learn.greedy_answers(out, items, max_new_tokens=4)
+    out = sft_train(tiny_model_dir, records, tmp_path / "images", tmp_path / "out", *PRESENCE_ARGS)
+    answers = greedy_answers(out, items, max_new_tokens=4)
     correct = sum(a == t for a, t in zip(answers, truths))
     print(f"presence control: {correct}/16 correct")
     assert correct < 15

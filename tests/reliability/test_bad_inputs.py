@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import BAD_INPUTS, call_cli, entry_argv, result_like_files
 
 
-CORPUS = Path(__file__).resolve().parent / "bad_inputs"
+CORPUS = BAD_INPUTS
 CASES = json.loads((CORPUS / "cases.json").read_text())
 PARAMS = [pytest.param(case, entry, id=f"{case['id']}-{entry}") for case in CASES for entry in case["entries"]]
 
@@ -51,17 +52,17 @@ def test_corpus_size() -> None:
 
 
 @pytest.mark.parametrize(("case", "entry"), PARAMS)
-def test_bad_input_is_refused_cleanly(case: dict, entry: str, tiny_model_dir: Path, tmp_path: Path, capfd, rel):
+def test_bad_input_is_refused_cleanly(case: dict, entry: str, tiny_model_dir: Path, tmp_path: Path, capfd):
     data = CORPUS / case["data"]
     out = tmp_path / "out"
-    main, argv = rel.entry_argv(entry, data, out, tiny_model_dir, case["flags"])
-    code = rel.call_cli(main, argv)
+    main, argv = entry_argv(entry, data, out, tiny_model_dir, case["flags"])
+    code = call_cli(main, argv)
     captured = capfd.readouterr()
     output = captured.out + captured.err
     assert code != 0, f"exit status 0 for a bad input:\n{output[-3000:]}"
     line = check_message(output, case, data)
     assert len(line) < 2000, "the message must stay readable"
-    assert rel.result_like_files(out) == [], "a refused run left files in its output folder"
+    assert result_like_files(out) == [], "a refused run left files in its output folder"
     record_message(case, entry, code, line)
 
 
@@ -78,7 +79,7 @@ def record_message(case: dict, entry: str, code: int, line: str) -> None:
             handle.write(json.dumps(MESSAGES[-1]) + "\n")
 
 
-def test_eval_broken_images_are_counted_error_samples(tiny_model_dir: Path, tmp_path: Path, capfd, rel):
+def test_eval_broken_images_are_counted_error_samples(tiny_model_dir: Path, tmp_path: Path, capfd):
     """Evaluation keeps going past a broken image by design (README: the sample is an error, counted wrong, never a
     substitute image): each broken kind is reported in its record and counted in results.json, and a
     decompression bomb is refused before decoding instead of exhausting memory."""
@@ -89,7 +90,7 @@ def test_eval_broken_images_are_counted_error_samples(tiny_model_dir: Path, tmp_
     out = tmp_path / "out"
     argv = ["--model_path", str(tiny_model_dir), "--data_root", str(root), "--output_dir", str(out), "--task",
             "cls_aid", "--max_new_tokens", "2", "--run_name", "imgs"]  # fmt: skip
-    assert rel.call_cli(main, argv) == 0
+    assert call_cli(main, argv) == 0
     assert "Traceback" not in "".join(capfd.readouterr())
     records = [json.loads(line) for line in (out / "imgs" / "cls_AID.jsonl").read_text().splitlines()]
     by_image = {Path(r["image"]).name: r for r in records}
@@ -106,16 +107,16 @@ SUBPROCESS_CASES = ["sft_missing_image", "grpo_unknown_answer_type", "eval_bbox_
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case_id", SUBPROCESS_CASES)
-def test_console_scripts_print_no_traceback(case_id: str, tiny_model_dir: Path, tmp_path: Path, rel):
+def test_console_scripts_print_no_traceback(case_id: str, tiny_model_dir: Path, tmp_path: Path):
     """The real console scripts (subprocesses) on a few cases: one line, non-zero status, no traceback."""
     case = next(c for c in CASES if c["id"] == case_id)
     data = CORPUS / case["data"]
     scripts = {"sft": "tinyrs-sft", "grpo": "tinyrs-grpo", "eval": "tinyrs-eval"}
     for entry in case["entries"]:
-        _, argv = rel.entry_argv(entry, data, tmp_path / entry, tiny_model_dir, case["flags"])
+        _, argv = entry_argv(entry, data, tmp_path / entry, tiny_model_dir, case["flags"])
         env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         script = Path(sys.executable).parent / scripts[case["stage"]]
         proc = subprocess.run([str(script), *argv], capture_output=True, text=True, env=env, timeout=600)
         assert proc.returncode != 0
         check_message(proc.stdout + proc.stderr, case, data)
-        assert rel.result_like_files(tmp_path / entry) == []
+        assert result_like_files(tmp_path / entry) == []

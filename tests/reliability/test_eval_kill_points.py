@@ -16,6 +16,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from helpers import BAD_INPUTS, drop_privileges, run_forked, single_torch_thread
 
 
 TASKS = "cls_aid,vqa_HR-comp,rs_vg"
@@ -40,13 +41,11 @@ def complete_lines(run_dir: Path) -> int:
 
 @pytest.fixture(scope="module")
 def reference(tiny_model_dir: Path, demo_data_dir: Path, tmp_path_factory) -> dict:
-    import torch
-
     from tinyrs_eval.run import cli as main
 
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("eval_ref")
-    assert main(argv(tiny_model_dir, demo_data_dir / "eval", out)) == 0
+    with single_torch_thread():
+        assert main(argv(tiny_model_dir, demo_data_dir / "eval", out)) == 0
     return records(out)
 
 
@@ -112,13 +111,13 @@ KILL_POINTS = {
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_eval_killed_then_rerun_gives_the_uninterrupted_records(point, tiny_model_dir, demo_data_dir, reference,
-                                                                tmp_path, rel):  # fmt: skip
+                                                                tmp_path):  # fmt: skip
     from tinyrs_eval.run import cli as main
 
     out = tmp_path / "out"
     args = argv(tiny_model_dir, demo_data_dir / "eval", out)
     setup, kill_when = KILL_POINTS[point]
-    status = rel.run_forked(
+    status = run_forked(
         lambda: main(args), setup=setup, kill_when=(lambda: kill_when(out / "r")) if kill_when else None
     )
     assert status == -signal.SIGKILL, f"{point}: the run was not killed (status {status})"
@@ -143,7 +142,7 @@ def test_eval_killed_then_rerun_gives_the_uninterrupted_records(point, tiny_mode
         assert inferred == TOTAL - LIMIT * (STEMS.index("cls_AID") + 1) or point == "results_json_write"
 
 
-def test_eval_disk_full_mid_run_then_rerun(tiny_model_dir, demo_data_dir, reference, tmp_path, rel, capfd):
+def test_eval_disk_full_mid_run_then_rerun(tiny_model_dir, demo_data_dir, reference, tmp_path, capfd):
     """A file-size limit (RLIMIT_FSIZE, like a full disk) hits while predictions are appended: one line naming the
     file, non-zero status, then a rerun with room completes with exactly the uninterrupted records."""
     from tinyrs_eval.run import cli as main
@@ -155,7 +154,7 @@ def test_eval_disk_full_mid_run_then_rerun(tiny_model_dir, demo_data_dir, refere
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
         resource.setrlimit(resource.RLIMIT_FSIZE, (1500, 1500))  # the small write probe still fits
 
-    status = rel.run_forked(lambda: main(args), setup=limit_file_size)
+    status = run_forked(lambda: main(args), setup=limit_file_size)
     err = capfd.readouterr().err
     assert status == 1, err[-2000:]  # a runtime failure: 1 (2 is for usage errors, as in tinyrs-sft)
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
@@ -165,7 +164,7 @@ def test_eval_disk_full_mid_run_then_rerun(tiny_model_dir, demo_data_dir, refere
     assert records(out) == reference
 
 
-def test_eval_read_only_output_fails_before_the_model_loads(tiny_model_dir, demo_data_dir, tmp_path, rel, capfd):
+def test_eval_read_only_output_fails_before_the_model_loads(tiny_model_dir, demo_data_dir, tmp_path, capfd):
     import tempfile
 
     from tinyrs_eval.run import cli as main
@@ -177,9 +176,9 @@ def test_eval_read_only_output_fails_before_the_model_loads(tiny_model_dir, demo
         out.mkdir(mode=0o555)
         out.chmod(0o555)
         # a data_root the unprivileged child can read (the benchmark files are validated before the output check)
-        args = ["--model_path", "/nonexistent/model", "--data_root", str(rel.corpus / "eval_images"), "--output_dir",
+        args = ["--model_path", "/nonexistent/model", "--data_root", str(BAD_INPUTS / "eval_images"), "--output_dir",
                 str(out), "--task", "cls_aid"]  # fmt: skip
-        status = rel.run_forked(lambda: main(args), setup=rel.drop_privileges)
+        status = run_forked(lambda: main(args), setup=drop_privileges)
         err = capfd.readouterr().err
         assert status == 1
         assert f"cannot write to --output_dir {out}" in err and "Traceback" not in err, err[-2000:]

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import call_cli, png_bytes, save_grpo_dataset, scan_for
 
 
 FAULTS = ["ok", "error500", "429_then_ok", "hang", "malformed_json", "out_of_range", "close", "ok_slow"]
@@ -52,12 +53,12 @@ def faulty(question: str, attempt: int) -> dict:
 
 
 @pytest.mark.parametrize("on_error", ["none", "zero"])
-def test_judge_faults_are_contained_and_never_misattributed(judge_server, monkeypatch, on_error: str) -> None:
+def test_judge_faults_are_contained_and_never_misattributed(openai_server, monkeypatch, on_error: str) -> None:
     from tinyrs_grpo.judge import Judge
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-rel-judge-test")
-    judge_server.behaviour = faulty
-    judge = Judge(model="judge", base_url=judge_server.base_url, concurrency=8, timeout=0.5, max_retries=1,
+    openai_server.behaviour = faulty
+    judge = Judge(model="judge", base_url=openai_server.base_url, concurrency=8, timeout=0.5, max_retries=1,
                   backoff_base=0.01, backoff_max=0.02, on_error=on_error)  # fmt: skip
     items = [(f"question-{n}", f"answer to {n}", None) for n in range(48)]
     scores = asyncio.run(judge.score_many(items))
@@ -73,7 +74,7 @@ def test_judge_faults_are_contained_and_never_misattributed(judge_server, monkey
     assert judge.stats.requests == 48
     assert judge.stats.retries >= 6  # 429s and retryable failures were retried
     # malformed JSON and out-of-range scores are not retried; 5xx, hangs (timeouts) and dropped connections are
-    per_question = judge_server.attempts
+    per_question = openai_server.attempts
     for n in range(48):
         kind = FAULTS[n % len(FAULTS)]
         expected_attempts = {"malformed_json": 1, "out_of_range": 1, "ok": 1, "ok_slow": 1}.get(kind, 2)
@@ -96,7 +97,7 @@ def varying_reward(completions, **kwargs):
 
 
 def test_grpo_training_survives_a_faulty_judge_and_leaks_no_secret(
-    tiny_model_dir, judge_server, tmp_path, monkeypatch, capfd, caplog, rel
+    tiny_model_dir, openai_server, tmp_path, monkeypatch, capfd, caplog
 ) -> None:
     """Two GRPO steps with the judge on open-ended rows whose server fails for some questions: training finishes,
     failures are counted in the metrics log, each logged completion's judge reward is its own question's score or
@@ -112,32 +113,32 @@ def test_grpo_training_survives_a_faulty_judge_and_leaks_no_secret(
         n = question_number(question)
         return {"status": 500} if n % 3 == 1 else {"raw": b"not json"} if n % 3 == 2 else {"content": str(n * 7 % 11)}
 
-    judge_server.behaviour = behaviour
+    openai_server.behaviour = behaviour
     rows = []
     for n in range(6):
-        png = rel.png_bytes((40 * n, 90, 200 - 30 * n))
+        png = png_bytes((40 * n, 90, 200 - 30 * n))
         question = f"Describe question-{n}."
         rows.append({"image": {"bytes": png, "path": None}, "problem": question,
                      "solution": ["0", "", question, base64.b64encode(png).decode()]})  # fmt: skip
-    data = rel.save_grpo_rows(tmp_path / "data", rows)
+    data = save_grpo_dataset(tmp_path / "data", rows)
     out = tmp_path / "out"
     argv = ["train", "--model_name_or_path", str(tiny_model_dir), "--dataset_name", str(data), "--output_dir",
             str(out), "--use_cpu", "true", "--bf16", "false", "--report_to", "none", "--judge", "openai",
-            "--judge_base_url", judge_server.base_url, "--judge_model", "judge", "--judge_timeout", "2",
+            "--judge_base_url", openai_server.base_url, "--judge_model", "judge", "--judge_timeout", "2",
             "--judge_max_retries", "0", "--reward_funcs", "accuracy", "rel_judge_rewards.varying_reward",
             "--per_device_train_batch_size", "4", "--num_generations", "2", "--max_completion_length", "8",
             "--max_pixels", str(56 * 56), "--max_steps", "2", "--save_steps", "1", "--logging_steps", "1",
             "--log_completions", "true", "--seed", "0", "--disable_tqdm", "true"]  # fmt: skip
     with caplog.at_level("DEBUG"):
-        assert rel.call_cli(main, argv) == 0
+        assert call_cli(main, argv) == 0
     printed = capfd.readouterr()
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     steps = [r for r in log if "reward" in r]
     assert [r["step"] for r in steps] == [1, 2]  # training went on
     failures = sum(r.get("judge/failures", 0) for r in steps)
-    asked = {question_number(q) for q in judge_server.attempts}
+    asked = {question_number(q) for q in openai_server.attempts}
     assert failures == 2 * sum(n % 3 != 0 for n in asked)  # 2 completions per prompt, each a failed request
-    assert all(h == f"Bearer {SECRETS['OPENAI_API_KEY']}" for h in judge_server.auth)  # the key was used...
+    assert all(h == f"Bearer {SECRETS['OPENAI_API_KEY']}" for h in openai_server.auth_headers)  # the key was used...
 
     import pandas as pd
 
@@ -157,13 +158,13 @@ def test_grpo_training_survives_a_faulty_judge_and_leaks_no_secret(
 
     # ...and appears nowhere: files (checkpoints, training_args.bin, configs, logs, parquet), stdout, stderr, logs
     text = printed.out + printed.err + caplog.text
-    hits = rel.scan_for(list(SECRETS.values()), out, text)
+    hits = scan_for(list(SECRETS.values()), out, text)
     assert hits == [], hits
     # the run met real judge failures and still trained to the end: the final model was saved
     assert failures > 0 and (out / "model.safetensors").is_file()
 
 
-def test_eval_run_leaks_no_secret(tiny_model_dir, demo_data_dir, tmp_path, monkeypatch, capfd, caplog, rel) -> None:
+def test_eval_run_leaks_no_secret(tiny_model_dir, demo_data_dir, tmp_path, monkeypatch, capfd, caplog) -> None:
     from tinyrs_eval.run import cli as main
 
     for name, value in SECRETS.items():
@@ -179,6 +180,6 @@ def test_eval_run_leaks_no_secret(tiny_model_dir, demo_data_dir, tmp_path, monke
     assert report_main([str(run_dir), "--output", str(out / "report.html")]) == 0
     printed = capfd.readouterr()
     assert (out / "report.html").is_file()
-    hits = rel.scan_for(list(SECRETS.values()), out, printed.out + printed.err + caplog.text)
+    hits = scan_for(list(SECRETS.values()), out, printed.out + printed.err + caplog.text)
     assert hits == [], hits
     assert Path(out / "results.json").is_file()

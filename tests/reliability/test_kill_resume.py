@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import call_cli, png_bytes, run_forked, save_grpo_dataset, single_torch_thread
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -85,23 +86,23 @@ def sft_argv(model: Path, data: Path, out: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def sft_reference(tiny_model_dir: Path, sft_data: Path, tmp_path_factory, rel) -> Path:
+def sft_reference(tiny_model_dir: Path, sft_data: Path, tmp_path_factory) -> Path:
     """The uninterrupted run: 12 records, batch 2, 2 epochs = 12 optimizer steps, a checkpoint every 2."""
     from tinyrs_sft.cli import main
 
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("sft_ref") / "out"
-    assert rel.call_cli(main, sft_argv(tiny_model_dir, sft_data, out)) == 0
+    with single_torch_thread():
+        assert call_cli(main, sft_argv(tiny_model_dir, sft_data, out)) == 0
     return out
 
 
-def test_sft_sigkill_then_same_command_resumes(tiny_model_dir, sft_data, sft_reference, tmp_path, rel, caplog):
+def test_sft_sigkill_then_same_command_resumes(tiny_model_dir, sft_data, sft_reference, tmp_path, caplog):
     from tinyrs_sft.cli import main
 
     out = tmp_path / "out"
     argv = sft_argv(tiny_model_dir, sft_data, out)
-    status = rel.run_forked(
-        lambda: rel.call_cli(main, argv), kill_when=lambda: (out / "checkpoint-4" / "trainer_state.json").exists()
+    status = run_forked(
+        lambda: call_cli(main, argv), kill_when=lambda: (out / "checkpoint-4" / "trainer_state.json").exists()
     )
     assert status == -signal.SIGKILL
     assert not (out / "model.safetensors").exists(), "the killed run must not have finished"
@@ -111,7 +112,7 @@ def test_sft_sigkill_then_same_command_resumes(tiny_model_dir, sft_data, sft_ref
     half = fake_half_written_checkpoint(out, out / f"checkpoint-{done}", done + 2)
 
     with caplog.at_level("WARNING"):
-        assert rel.call_cli(main, argv) == 0  # the same command again
+        assert call_cli(main, argv) == 0  # the same command again
     assert any(half.name in r.getMessage() and "incomplete" in r.getMessage() for r in caplog.records)
 
     ref = json.loads((sft_reference / "trainer_state.json").read_text())
@@ -162,7 +163,7 @@ def varying_reward(completions, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def grpo_setup(tmp_path_factory, rel):
+def grpo_setup(tmp_path_factory):
     import base64
 
     root = tmp_path_factory.mktemp("grpo_kill")
@@ -170,10 +171,10 @@ def grpo_setup(tmp_path_factory, rel):
 
     rows = []
     for i in range(8):
-        png = rel.png_bytes((30 * i, 80, 200 - 20 * i))
+        png = png_bytes((30 * i, 80, 200 - 20 * i))
         rows.append({"image": {"bytes": png, "path": None}, "problem": f"{{VQA}} Is there a ship? ({i})",
                      "solution": ["1", "yes" if i % 2 else "no", "", base64.b64encode(png).decode()]})  # fmt: skip
-    data = rel.save_grpo_rows(root / "data", rows)
+    data = save_grpo_dataset(root / "data", rows)
     with pytest.MonkeyPatch.context() as mp:  # the module-scoped form of the monkeypatch fixture
         mp.syspath_prepend(str(root))
         yield data
@@ -195,22 +196,22 @@ def train_log_steps(out: Path) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def grpo_reference(tiny_model_dir, grpo_setup, tmp_path_factory, rel) -> Path:
+def grpo_reference(tiny_model_dir, grpo_setup, tmp_path_factory) -> Path:
     from tinyrs_grpo.cli import main
 
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("grpo_ref") / "out"
-    assert rel.call_cli(main, grpo_argv(tiny_model_dir, grpo_setup, out)) == 0
+    with single_torch_thread():
+        assert call_cli(main, grpo_argv(tiny_model_dir, grpo_setup, out)) == 0
     return out
 
 
-def test_grpo_sigkill_then_same_command_resumes(tiny_model_dir, grpo_setup, grpo_reference, tmp_path, rel, caplog):
+def test_grpo_sigkill_then_same_command_resumes(tiny_model_dir, grpo_setup, grpo_reference, tmp_path, caplog):
     from tinyrs_grpo.cli import main
 
     out = tmp_path / "out"
     argv = grpo_argv(tiny_model_dir, grpo_setup, out)
-    status = rel.run_forked(
-        lambda: rel.call_cli(main, argv), kill_when=lambda: (out / "checkpoint-2" / "trainer_state.json").exists()
+    status = run_forked(
+        lambda: call_cli(main, argv), kill_when=lambda: (out / "checkpoint-2" / "trainer_state.json").exists()
     )
     assert status == -signal.SIGKILL
     assert not (out / "model.safetensors").exists()
@@ -219,7 +220,7 @@ def test_grpo_sigkill_then_same_command_resumes(tiny_model_dir, grpo_setup, grpo
     half = fake_half_written_checkpoint(out, out / f"checkpoint-{done}", done + 2) if done + 2 <= 6 else None
 
     with caplog.at_level("INFO"):
-        assert rel.call_cli(main, argv) == 0  # the same command again: resumes by itself
+        assert call_cli(main, argv) == 0  # the same command again: resumes by itself
     assert any(f"resuming from {out / f'checkpoint-{done}'}" in r.getMessage() for r in caplog.records)
     if half is not None:
         assert any(half.name in r.getMessage() and "incomplete" in r.getMessage() for r in caplog.records)

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from helpers import BAD_INPUTS, call_cli, drop_privileges, png_bytes, result_like_files, run_forked
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,14 +119,14 @@ def test_model_outputs_are_parsed_not_evaluated(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # image paths escaping the image folder (refused unless allowed)
 # ---------------------------------------------------------------------------------------------------------------
-def test_escaping_image_paths_are_allowed_only_on_request(tmp_path: Path, rel) -> None:
+def test_escaping_image_paths_are_allowed_only_on_request(tmp_path: Path) -> None:
     from tinyrs_grpo.build_data import build_grpo_dataset
     from tinyrs_grpo.data import DatasetError, load_grpo_dataset, prepare_split
     from tinyrs_sft.check_data import scan_records
     from tinyrs_sft.records import MediaPolicy, RecordSource
 
     outside = tmp_path / "outside.png"
-    outside.write_bytes(rel.png_bytes((1, 2, 3)))
+    outside.write_bytes(png_bytes((1, 2, 3)))
     folder = tmp_path / "data"
     folder.mkdir()
     turns = [{"from": "human", "value": "<image>\nQ"}, {"from": "gpt", "value": "forest"}]
@@ -156,22 +157,18 @@ def sft_args(model: str, out: Path) -> list[str]:
     turns = [{"from": "human", "value": "<image>\nQ"}, {"from": "gpt", "value": "forest"}]
     data.write_text(json.dumps([{"id": "a", "image": "ok.png", "conversations": turns}]))
     data.chmod(0o644)
-    return ["train", "--model_id", model, "--data_path", str(data), "--image_folder", str(rel_corpus() / "media"),
+    return ["train", "--model_id", model, "--data_path", str(data), "--image_folder", str(BAD_INPUTS / "media"),
             "--output_dir", str(out), "--use_cpu", "True", "--report_to", "none"]  # fmt: skip
 
 
 def grpo_args(model: str, out: Path) -> list[str]:
-    data = rel_corpus() / "grpo" / "grpo_box_letters.json"
+    data = BAD_INPUTS / "grpo" / "grpo_box_letters.json"
     return ["train", "--model_name_or_path", model, "--dataset_name", str(data),
             "--output_dir", str(out), "--use_cpu", "true", "--report_to", "none", "--judge", "none"]  # fmt: skip
 
 
-def rel_corpus() -> Path:
-    return Path(__file__).resolve().parent / "bad_inputs"
-
-
 @pytest.mark.parametrize("stage", ["sft", "grpo"])
-def test_read_only_output_folder_is_refused_first(stage: str, rel, capfd) -> None:
+def test_read_only_output_folder_is_refused_first(stage: str, capfd) -> None:
     """As an unprivileged user (root ignores permissions) in a folder it cannot write: one line naming the folder,
     before the data or the model is read."""
     from tinyrs_grpo.cli import main as grpo_main
@@ -191,7 +188,7 @@ def test_read_only_output_folder_is_refused_first(stage: str, rel, capfd) -> Non
 
             make_parser().parse_args_and_config(args=argv[1:])
         capfd.readouterr()
-        status = rel.run_forked(lambda: rel.call_cli(main, argv), setup=rel.drop_privileges)
+        status = run_forked(lambda: call_cli(main, argv), setup=drop_privileges)
         err = capfd.readouterr().err
         assert status == 1, err[-2000:]
         assert f"cannot write to --output_dir {target}: Permission denied" in err and "Traceback" not in err
@@ -202,7 +199,7 @@ def test_read_only_output_folder_is_refused_first(stage: str, rel, capfd) -> Non
 
 
 @pytest.mark.parametrize("stage", ["sft", "grpo"])
-def test_too_little_free_space_is_refused_first(stage: str, tiny_model_dir: Path, tmp_path: Path, monkeypatch, rel,
+def test_too_little_free_space_is_refused_first(stage: str, tiny_model_dir: Path, tmp_path: Path, monkeypatch,
                                                 capfd) -> None:  # fmt: skip
     import shutil as shutil_module
     from collections import namedtuple
@@ -215,7 +212,7 @@ def test_too_little_free_space_is_refused_first(stage: str, tiny_model_dir: Path
     out = tmp_path / "run"
     main, argv = (sft_main, sft_args(str(tiny_model_dir), out)) if stage == "sft" else (
         grpo_main, grpo_args(str(tiny_model_dir), out))  # fmt: skip
-    assert rel.call_cli(main, argv) == 1
+    assert call_cli(main, argv) == 1
     err = capfd.readouterr().err
     assert f"--output_dir {out}: only 0.00 GiB free" in err and "Traceback" not in err
-    assert rel.result_like_files(out) == []
+    assert result_like_files(out) == []

@@ -5,6 +5,7 @@ problem; with --skip_bad_samples the record is skipped, logged and counted, and 
 from __future__ import annotations
 
 import pytest
+from helpers import run_sft, simple_record, write_json
 
 import tinyrs_sft.train as train_module
 
@@ -24,15 +25,13 @@ def corrupt_after_scan(monkeypatch, data_dir):
     return data_dir / "images" / "b.png"
 
 
-def records(simple_record):
+def records():
     return [simple_record(0, "a.png"), simple_record(1, "b.png"), simple_record(2, "c.png")]
 
 
 @pytest.mark.parametrize("workers", ["0", "1"])
-def test_default_stops_with_one_line(
-    workers, tiny_model_dir, data_dir, write_json, simple_record, corrupt_after_scan, tmp_path, capsys
-):
-    data = write_json(data_dir / "train.json", records(simple_record))
+def test_default_stops_with_one_line(workers, tiny_model_dir, data_dir, corrupt_after_scan, tmp_path, capsys):
+    data = write_json(data_dir / "train.json", records())
     argv = [
         "--model_id", str(tiny_model_dir), "--data_path", str(data), "--image_folder", str(data_dir / "images"),
         "--output_dir", str(tmp_path / "out"), "--use_cpu", "True", "--report_to", "none", "--save_strategy", "no",
@@ -49,13 +48,11 @@ def test_default_stops_with_one_line(
     assert "DataError:" not in line  # the worker's exception-type prefix is dropped
 
 
-def test_skip_bad_samples_skips_logs_and_counts(
-    tiny_model_dir, data_dir, write_json, simple_record, corrupt_after_scan, run_training, tmp_path, caplog
-):
-    data = write_json(data_dir / "train.json", records(simple_record))
+def test_skip_bad_samples_skips_logs_and_counts(tiny_model_dir, data_dir, corrupt_after_scan, tmp_path, caplog):
+    data = write_json(data_dir / "train.json", records())
     out = tmp_path / "out"
     with caplog.at_level("INFO", logger="tinyrs_sft"):
-        run_training(
+        run_sft(
             tiny_model_dir, data, data_dir / "images", out,
             "--max_steps", "3", "--per_device_train_batch_size", "1", "--skip_bad_samples", "True",
         )  # fmt: skip

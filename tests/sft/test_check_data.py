@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import simple_record, write_json
 from PIL import Image
 
 from tinyrs_sft.check_data import main as check_data_main
@@ -57,9 +58,7 @@ def policy(data_dir: Path) -> MediaPolicy:
 
 
 @pytest.mark.parametrize("record, fragment", BAD_RECORDS, ids=[str(r[0])[:40] for r in BAD_RECORDS])
-def test_each_bad_record_gets_one_clear_line(
-    data_dir: Path, policy: MediaPolicy, record, fragment: str, simple_record, write_json
-):
+def test_each_bad_record_gets_one_clear_line(data_dir: Path, policy: MediaPolicy, record, fragment: str):
     path = write_json(data_dir / "data.json", [simple_record(0), record])
     report = scan_records(RecordSource(path), policy)
     assert list(report.good) == [0]
@@ -70,7 +69,7 @@ def test_each_bad_record_gets_one_clear_line(
     assert fragment in line and "\n" not in line
 
 
-def test_good_records_pass(data_dir: Path, policy: MediaPolicy, simple_record, write_json):
+def test_good_records_pass(data_dir: Path, policy: MediaPolicy):
     records = [
         simple_record(0),
         simple_record(1, image=None),  # text-only
@@ -99,7 +98,7 @@ def test_external_paths_allowed_only_with_the_flag(data_dir: Path):
     assert resolve_media_path("sub/../a.png", strict) == (data_dir / "images" / "a.png").resolve()
 
 
-def test_oversized_image_is_refused_not_decoded(data_dir: Path, simple_record, write_json):
+def test_oversized_image_is_refused_not_decoded(data_dir: Path):
     policy = MediaPolicy(image_folder=data_dir / "images", max_image_pixels=56 * 56)
     path = write_json(data_dir / "d.json", [simple_record(0, image="a.png"), simple_record(1, image="b.png")])
     report = scan_records(RecordSource(path), policy)
@@ -114,7 +113,7 @@ def test_pil_bomb_guard_stays_enabled():
     assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS > 0
 
 
-def test_jsonl_reading_and_bad_line(data_dir: Path, policy: MediaPolicy, simple_record, write_json):
+def test_jsonl_reading_and_bad_line(data_dir: Path, policy: MediaPolicy):
     path = data_dir / "d.jsonl"
     path.write_text(json.dumps(simple_record(0)) + "\n\n{not json\n" + json.dumps(simple_record(2)) + "\n")
     source = RecordSource(path)
@@ -135,9 +134,7 @@ def test_whole_file_errors(tmp_path: Path):
         RecordSource(tmp_path / "dict.json")
 
 
-def test_check_data_command_reports_every_bad_record(
-    data_dir: Path, policy: MediaPolicy, capsys, simple_record, write_json
-):
+def test_check_data_command_reports_every_bad_record(data_dir: Path, policy: MediaPolicy, capsys):
     records = [simple_record(0), BAD_RECORDS[0][0], simple_record(2), BAD_RECORDS[2][0], BAD_RECORDS[5][0]]
     path = write_json(data_dir / "mixed.json", records)
     status = cli_main(["check-data", "--data_path", str(path), "--image_folder", str(data_dir / "images")])

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from helpers import simple_record, write_json
 
 from tinyrs_sft import __version__
 from tinyrs_sft.check_data import build_parser as check_data_parser
@@ -52,7 +53,7 @@ def test_check_data_accepts_the_seed_flag_name(demo_data_dir: Path, caplog, caps
     assert [r.getMessage() for r in caplog.records] == ["--data_path is an alias of --dataset_name"]
 
 
-def test_exit_status_usage_two_data_one(tmp_path, capsys, simple_record, write_json):
+def test_exit_status_usage_two_data_one(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["trian"])
     assert info.value.code == 2 and "unknown command 'trian' (did you mean train?)" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import simple_record, write_json
 
 from tinyrs_sft.collator import SupervisedCollator
 from tinyrs_sft.constants import IGNORE_INDEX
@@ -27,7 +28,7 @@ def spans(tokenizer, input_ids: list[int], labels: list[int]) -> list[tuple[str,
     return out
 
 
-def make_dataset(processor, data_dir: Path, records: list, write_json, max_seq_length: int = 4096, **bounds):
+def make_dataset(processor, data_dir: Path, records: list, max_seq_length: int = 4096, **bounds):
     path = write_json(data_dir / "d.json", records)
     return SupervisedDataset(
         RecordSource(path),
@@ -50,8 +51,8 @@ TWO_TURNS = {
 }
 
 
-def test_golden_two_turn_layout_and_mask(tiny_processor, data_dir: Path, write_json):
-    ds = make_dataset(tiny_processor, data_dir, [TWO_TURNS], write_json)
+def test_golden_two_turn_layout_and_mask(tiny_processor, data_dir: Path):
+    ds = make_dataset(tiny_processor, data_dir, [TWO_TURNS])
     example = ds[0]
     ids, labels = example["input_ids"].tolist(), example["labels"].tolist()
     assert spans(tiny_processor.tokenizer, ids, labels) == [
@@ -95,13 +96,13 @@ def test_record_system_prompt_replaces_default(tiny_processor):
     assert tiny_processor.tokenizer.decode([t for t, lab in zip(ids, labels) if lab != IGNORE_INDEX]) == "a<|im_end|>"
 
 
-def test_text_only_record(tiny_processor, data_dir: Path, write_json, simple_record):
-    example = make_dataset(tiny_processor, data_dir, [simple_record(0, image=None)], write_json)[0]
+def test_text_only_record(tiny_processor, data_dir: Path):
+    example = make_dataset(tiny_processor, data_dir, [simple_record(0, image=None)])[0]
     assert "pixel_values" not in example and "image_grid_thw" not in example
     assert tiny_processor.tokenizer.convert_tokens_to_ids("<|image_pad|>") not in example["input_ids"].tolist()
 
 
-def test_images_follow_placeholders_across_turns(tiny_processor, data_dir: Path, write_json):
+def test_images_follow_placeholders_across_turns(tiny_processor, data_dir: Path):
     record = {
         "id": "mi",
         "image": ["a.png", "b.png"],  # 4 and 16 visual tokens
@@ -112,7 +113,7 @@ def test_images_follow_placeholders_across_turns(tiny_processor, data_dir: Path,
             {"from": "gpt", "value": "y"},
         ],
     }
-    example = make_dataset(tiny_processor, data_dir, [record], write_json)[0]
+    example = make_dataset(tiny_processor, data_dir, [record])[0]
     text = tiny_processor.tokenizer.decode(example["input_ids"])
     assert "user\n<|vision_start|>" + PAD4 + "<|vision_end|>first" in text
     assert "user\n<|vision_start|>" + "<|image_pad|>" * 16 + "<|vision_end|>second" in text
@@ -120,12 +121,12 @@ def test_images_follow_placeholders_across_turns(tiny_processor, data_dir: Path,
     assert example["pixel_values"].shape[0] == 16 + 64
 
 
-def test_pixel_bounds_change_visual_token_count(tiny_processor, data_dir: Path, write_json, simple_record):
+def test_pixel_bounds_change_visual_token_count(tiny_processor, data_dir: Path):
     records = [simple_record(0, image="b.png")]  # 112x112: 16 visual tokens at native size
     image_pad = tiny_processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
 
     def n_visual(**bounds) -> int:
-        example = make_dataset(tiny_processor, data_dir, records, write_json, **bounds)[0]
+        example = make_dataset(tiny_processor, data_dir, records, **bounds)[0]
         n = int((example["input_ids"] == image_pad).sum())
         assert n == int(example["image_grid_thw"].prod()) // 4
         return n
@@ -149,7 +150,7 @@ def test_bounds_are_stored_in_the_processor(tiny_processor):
     assert features["image_grid_thw"].prod() * 14 * 14 <= 5000
 
 
-def test_video_frames_follow_video_bounds(tiny_processor, data_dir: Path, write_json):
+def test_video_frames_follow_video_bounds(tiny_processor, data_dir: Path):
     from PIL import Image
 
     frames = data_dir / "images" / "clip"
@@ -164,18 +165,16 @@ def test_video_frames_follow_video_bounds(tiny_processor, data_dir: Path, write_
     video_pad = tiny_processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
     counts = []
     for max_pixels in (56 * 56, 112 * 112):
-        ds = make_dataset(
-            tiny_processor, data_dir, [record], write_json, video_min_pixels=56 * 56, video_max_pixels=max_pixels
-        )
+        ds = make_dataset(tiny_processor, data_dir, [record], video_min_pixels=56 * 56, video_max_pixels=max_pixels)
         example = ds[0]
         counts.append(int((example["input_ids"] == video_pad).sum()))
         assert counts[-1] == int(example["video_grid_thw"].prod()) // 4
     assert counts == [2 * 4, 2 * 16]  # 4 frames -> 2 temporal patches; 56x56 -> 4 tokens, 112x112 -> 16
 
 
-def test_truncation_keeps_images_and_cuts_after_them(tiny_processor, data_dir: Path, write_json, simple_record):
+def test_truncation_keeps_images_and_cuts_after_them(tiny_processor, data_dir: Path):
     long_answer = " ".join(["farmland"] * 200)
-    ds = make_dataset(tiny_processor, data_dir, [simple_record(0, answer=long_answer)], write_json, max_seq_length=64)
+    ds = make_dataset(tiny_processor, data_dir, [simple_record(0, answer=long_answer)], max_seq_length=64)
     example = ds[0]
     assert example["input_ids"].numel() == 64
     assert (example["labels"] != IGNORE_INDEX).sum() > 0
@@ -183,9 +182,7 @@ def test_truncation_keeps_images_and_cuts_after_them(tiny_processor, data_dir: P
     assert int((example["input_ids"] == image_pad).sum()) == 4  # all visual tokens kept
 
 
-def test_records_that_cannot_fit_are_skipped_and_counted(
-    tiny_processor, data_dir: Path, write_json, simple_record, caplog
-):
+def test_records_that_cannot_fit_are_skipped_and_counted(tiny_processor, data_dir: Path, caplog):
     # r0: the image itself reaches past 40 tokens (b.png: 16 tokens after a ~30-token prompt) -> skipped.
     # r1: fits. r2: the prompt alone is longer than the limit, no answer token would remain -> skipped.
     records = [
@@ -193,7 +190,7 @@ def test_records_that_cannot_fit_are_skipped_and_counted(
         simple_record(1, image=None, answer="ok"),
         {"id": "r2", "conversations": [{"from": "human", "value": "word " * 60}, {"from": "gpt", "value": "x"}]},
     ]
-    ds = make_dataset(tiny_processor, data_dir, records, write_json, max_seq_length=40)
+    ds = make_dataset(tiny_processor, data_dir, records, max_seq_length=40)
     assert ds.build(0) is None and ds.build(2) is None and ds.build(1) is not None
     with caplog.at_level("WARNING"):
         items = [ds[i] for i in range(3)]
@@ -202,15 +199,15 @@ def test_records_that_cannot_fit_are_skipped_and_counted(
     assert "record 0 (id='r0')" in caplog.text and "skipped" in caplog.text
 
 
-def test_missing_image_at_load_time_names_the_record(tiny_processor, data_dir: Path, write_json, simple_record):
-    ds = make_dataset(tiny_processor, data_dir, [simple_record(0, image="gone.png")], write_json)
+def test_missing_image_at_load_time_names_the_record(tiny_processor, data_dir: Path):
+    ds = make_dataset(tiny_processor, data_dir, [simple_record(0, image="gone.png")])
     with pytest.raises(DataError, match=r"d.json: record 0 \(id='r0'\): image not found"):
         ds[0]
 
 
-def test_collator_pads_right_and_builds_masks(tiny_processor, data_dir: Path, write_json, simple_record):
+def test_collator_pads_right_and_builds_masks(tiny_processor, data_dir: Path):
     records = [simple_record(0, image="a.png"), simple_record(1, image=None, answer="a much longer answer here")]
-    ds = make_dataset(tiny_processor, data_dir, records, write_json)
+    ds = make_dataset(tiny_processor, data_dir, records)
     items = [ds[0], ds[1]]
     batch = SupervisedCollator(tiny_processor.tokenizer)(items)
     lengths = [it["input_ids"].numel() for it in items]
@@ -222,12 +219,12 @@ def test_collator_pads_right_and_builds_masks(tiny_processor, data_dir: Path, wr
     assert batch["pixel_values"].shape[0] == 16 and batch["image_grid_thw"].tolist() == [[1, 4, 4]]
 
 
-def test_vision_keepalive_adds_an_invisible_image(tiny_model_dir, tiny_processor, data_dir, write_json, simple_record):
+def test_vision_keepalive_adds_an_invisible_image(tiny_model_dir, tiny_processor, data_dir):
     """Multi-rank runs: a text-only batch gets one zero image token after row 0's last token; the loss is unchanged."""
     from transformers import AutoModelForImageTextToText
 
     records = [simple_record(0, image=None, answer="short"), simple_record(1, image=None, answer="a longer answer")]
-    ds = make_dataset(tiny_processor, data_dir, records, write_json)
+    ds = make_dataset(tiny_processor, data_dir, records)
     items = [ds[0], ds[1]]
     plain = SupervisedCollator(tiny_processor.tokenizer)(items)
     kept = SupervisedCollator(
@@ -245,5 +242,5 @@ def test_vision_keepalive_adds_an_invisible_image(tiny_model_dir, tiny_processor
     # Batches with real images are left alone.
     with_image = SupervisedCollator(
         tiny_processor.tokenizer, vision_keepalive=True, image_processor=tiny_processor.image_processor
-    )([make_dataset(tiny_processor, data_dir, [simple_record(0)], write_json)[0]])
+    )([make_dataset(tiny_processor, data_dir, [simple_record(0)])[0]])
     assert with_image["image_grid_thw"].tolist() == [[1, 4, 4]]

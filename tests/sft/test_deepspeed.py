@@ -7,29 +7,21 @@ is in the default suite, the launcher/2-rank and offload variants are marked slo
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import free_port, simple_record, subprocess_env, write_json
 
 
 SFT_DIR = Path(__file__).resolve().parents[2] / "sft"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def ds_env(single_process: bool) -> dict[str, str]:
-    env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", WANDB_MODE="disabled")
+    env = subprocess_env(DS_ACCELERATOR="cpu")
     if single_process:  # no launcher: torch.distributed needs these, or DeepSpeed looks for mpi4py
         env.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     return env
@@ -82,7 +74,7 @@ def assert_checkpoint_generates(folder: Path, image: Path) -> None:
 
 
 @pytest.fixture
-def ds_data(data_dir: Path, write_json, simple_record) -> Path:
+def ds_data(data_dir: Path) -> Path:
     return write_json(data_dir / "train.json", [simple_record(i, image="abc"[i % 3] + ".png") for i in range(6)])
 
 
@@ -104,9 +96,7 @@ def test_zero3_single_process_checkpoint_reloads_and_generates(tiny_model_dir, d
 
 
 @pytest.mark.slow
-def test_zero3_launcher_two_ranks_with_text_only_batches(
-    tiny_model_dir, data_dir, write_json, simple_record, tmp_path
-):
+def test_zero3_launcher_two_ranks_with_text_only_batches(tiny_model_dir, data_dir, tmp_path):
     # One image record among text-only ones: at its step one rank has an image and the other none; the collator's
     # one-token zero image keeps the ranks' ZeRO-3 weight gathers in the same order (without it gloo aborts).
     records = [simple_record(i, image=("a.png" if i == 0 else None)) for i in range(8)]

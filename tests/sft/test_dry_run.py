@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import simple_record, write_json
 
 from tinyrs_sft.dry_run import model_problem, sample_indices
 from tinyrs_sft.train import cli
@@ -40,7 +41,7 @@ def run_dry(argv: list[str], capsys, caplog) -> tuple[int, list[str], str]:
 
 
 def test_ready_launch_passes_on_a_cpu_machine_and_prints_the_settings(
-    tiny_model_dir, data_dir, write_json, simple_record, tmp_path, capsys, caplog
+    tiny_model_dir, data_dir, tmp_path, capsys, caplog
 ):
     data = write_json(data_dir / "train.json", [simple_record(i, image="abc"[i % 3] + ".png") for i in range(300)])
     out = tmp_path / "out"
@@ -57,7 +58,7 @@ def test_ready_launch_passes_on_a_cpu_machine_and_prints_the_settings(
     assert not out.exists()  # a dry run writes nothing
 
 
-def test_every_problem_is_reported_one_line_each(data_dir, write_json, simple_record, tmp_path, capsys, caplog):
+def test_every_problem_is_reported_one_line_each(data_dir, tmp_path, capsys, caplog):
     records = [simple_record(i, image="a.png") for i in range(5)]
     records[4]["image"] = "cut.png"  # the last record is always in the sample
     (data_dir / "images" / "cut.png").write_bytes((data_dir / "images" / "b.png").read_bytes()[:60])
@@ -78,7 +79,7 @@ def test_missing_data_file_is_an_error_not_valid_arguments(tiny_model_dir, data_
     assert "unknown (data file unreadable)" in log  # the settings are still printed
 
 
-def test_missing_deepspeed_config_fails(tiny_model_dir, data_dir, write_json, simple_record, tmp_path, capsys):
+def test_missing_deepspeed_config_fails(tiny_model_dir, data_dir, tmp_path, capsys):
     data = write_json(data_dir / "train.json", [simple_record(0)])
     argv = dry_argv(tiny_model_dir, data, data_dir / "images", tmp_path / "out", "--deepspeed", "nope.json")
     with pytest.raises(SystemExit) as exit_info:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import write_json
 from PIL import Image
 
 from tinyrs_sft.check_data import main as check_main
@@ -96,7 +97,7 @@ def test_reads_only_head_and_tail(tmp_path, monkeypatch):
     assert reads and sum(reads) <= 32 + TAIL_BYTES
 
 
-def test_check_image_file_and_check_data_refuse_a_cut_png_without_decoding(tmp_path, capsys, write_json):
+def test_check_image_file_and_check_data_refuse_a_cut_png_without_decoding(tmp_path, capsys):
     images = tmp_path / "images"
     images.mkdir()
     data = noisy_image(images / "ok.png", "png")

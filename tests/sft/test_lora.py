@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import run_sft, simple_record, write_json
 from safetensors.torch import load_file
 
 
@@ -45,16 +46,14 @@ def test_lora_bias_marks_the_documented_biases_trainable(tiny_model_dir, bias):
         assert any(".visual.blocks." in n for n in trainable_biases)
 
 
-def test_lora_only_biases_and_merger_are_trained_saved_and_merged(
-    tiny_model_dir, data_dir, write_json, simple_record, run_training, tmp_path
-):
+def test_lora_only_biases_and_merger_are_trained_saved_and_merged(tiny_model_dir, data_dir, tmp_path):
     from transformers import AutoModelForImageTextToText
 
     from tinyrs_sft.cli import main as cli_main
 
     data = write_json(data_dir / "train.json", [simple_record(i, image=f"{img}.png") for i, img in enumerate("abc")])
     out = tmp_path / "lora"
-    run_training(
+    run_sft(
         tiny_model_dir, data, data_dir / "images", out,
         "--max_steps", "3", "--learning_rate", "2e-2", "--lora_enable", "True", "--freeze_llm", "True",
         "--freeze_vision_tower", "True", "--tune_merger", "True", "--lora_bias", "lora_only",

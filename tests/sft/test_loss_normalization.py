@@ -17,6 +17,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import simple_record, write_json
 from transformers import TrainerCallback
 
 from tinyrs_sft.config import parse_args
@@ -104,9 +105,7 @@ def trained_gradients(
     return capture
 
 
-def test_both_normalisations_give_the_gradient_they_document(
-    tiny_model_dir, data_dir, write_json, simple_record, monkeypatch, tmp_path
-):
+def test_both_normalisations_give_the_gradient_they_document(tiny_model_dir, data_dir, monkeypatch, tmp_path):
     data = write_json(data_dir / "train.json", [simple_record(0, "a.png", SHORT), simple_record(1, "b.png", LONG)])
     images = data_dir / "images"
     expected = {
@@ -130,9 +129,7 @@ def test_both_normalisations_give_the_gradient_they_document(
         assert (got - want).norm() < GRAD_RTOL * want.norm(), mode
 
 
-def test_per_sample_weighs_records_equally_inside_one_micro_batch(
-    tiny_model_dir, data_dir, write_json, simple_record, monkeypatch, tmp_path
-):
+def test_per_sample_weighs_records_equally_inside_one_micro_batch(tiny_model_dir, data_dir, monkeypatch, tmp_path):
     data = write_json(data_dir / "train.json", [simple_record(0, "a.png", SHORT), simple_record(1, "b.png", LONG)])
     images = data_dir / "images"
     loss, grads = expected_gradients(tiny_model_dir, data, images, "per_sample")

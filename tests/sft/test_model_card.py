@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import write_json
 
 from tinyrs_sft.config import parse_args
 from tinyrs_sft.constants import REASONING_SYSTEM_PROMPT
@@ -39,7 +40,7 @@ def turns(question: str, answer: str, system: str | None = None) -> dict:
         ([{"id": "broken"}], "pretraining"),  # nothing to go on: no tag, no reasoning
     ],
 )  # fmt: skip
-def test_stage_is_read_from_the_records(records, stage, tmp_path, write_json):
+def test_stage_is_read_from_the_records(records, stage, tmp_path):
     source = RecordSource(write_json(tmp_path / "d.json", records))
     assert infer_stage(source)[0] == stage
 

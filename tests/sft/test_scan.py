@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from helpers import run_sft, simple_record, write_json
 
 from tinyrs_sft.check_data import scan_records
 from tinyrs_sft.records import MediaPolicy, RecordSource
@@ -17,7 +18,7 @@ from tinyrs_sft.scan import CACHE_NAME, cache_key, load_cached_report, save_repo
 
 
 @pytest.fixture
-def mixed_data(data_dir, write_json, simple_record) -> tuple[Path, MediaPolicy]:
+def mixed_data(data_dir) -> tuple[Path, MediaPolicy]:
     """11 records, 3 of them bad (missing image, odd conversation, bad image type), spread over the file."""
     records = [simple_record(i, image="abc"[i % 3] + ".png") for i in range(11)]
     records[2]["image"] = "missing.png"
@@ -107,14 +108,12 @@ def test_cache_is_reused_only_for_the_same_data_and_settings(mixed_data, tmp_pat
     assert load_cached_report(out, cache_key(data, policy, False)) is None
 
 
-def test_training_restart_reads_the_cached_report(
-    tiny_model_dir, data_dir, write_json, simple_record, run_training, tmp_path, monkeypatch, caplog
-):
+def test_training_restart_reads_the_cached_report(tiny_model_dir, data_dir, tmp_path, monkeypatch, caplog):
     data = write_json(data_dir / "train.json", [simple_record(i) for i in range(3)] + [simple_record(3, "gone.png")])
     out = tmp_path / "out"
     common = ("--max_steps", "1", "--skip_bad_samples", "True")
     with caplog.at_level("INFO", logger="tinyrs_sft"):
-        run_training(tiny_model_dir, data, data_dir / "images", out, *common)
+        run_sft(tiny_model_dir, data, data_dir / "images", out, *common)
     assert (out / CACHE_NAME).is_file() and json.loads((out / CACHE_NAME).read_text())["bad"] == [3]
 
     import tinyrs_sft.scan as scan
@@ -122,7 +121,7 @@ def test_training_restart_reads_the_cached_report(
     monkeypatch.setattr(scan, "scan_records", lambda *a, **k: pytest.fail("the restart scanned again"))
     caplog.clear()
     with caplog.at_level("INFO", logger="tinyrs_sft"):
-        run_training(tiny_model_dir, data, data_dir / "images", out, *common, "--max_steps", "2")
+        run_sft(tiny_model_dir, data, data_dir / "images", out, *common, "--max_steps", "2")
     assert f"read from {out / CACHE_NAME}" in caplog.text
     assert "record 3 (id='r3'): image not found" in caplog.text  # the cached messages are still logged
     assert "skipping 1 bad records of 4" in caplog.text

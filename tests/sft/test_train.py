@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_sft, simple_record, write_json
 
 from tinyrs_sft.records import DataError
 
@@ -27,13 +28,13 @@ def losses(output_dir: Path) -> list[tuple[int, float]]:
     return [(e["step"], e["loss"]) for e in state["log_history"] if "loss" in e]
 
 
-def test_loss_falls_when_overfitting(tiny_model_dir, data_dir, write_json, simple_record, run_training, tmp_path):
+def test_loss_falls_when_overfitting(tiny_model_dir, data_dir, tmp_path):
     records = [simple_record(i, image=img, answer=ans) for i, (img, ans) in enumerate(
         [("a.png", "green field"), ("b.png", "red roof"), ("c.png", "blue lake"), (None, "no image")]
     )]  # fmt: skip
     data = write_json(data_dir / "train.json", records)
     out = tmp_path / "out"
-    run_training(
+    run_sft(
         tiny_model_dir, data, data_dir / "images", out,
         "--max_steps", "40", "--learning_rate", "5e-3", "--per_device_train_batch_size", "4",
         "--lr_scheduler_type", "constant",
@@ -45,13 +46,13 @@ def test_loss_falls_when_overfitting(tiny_model_dir, data_dir, write_json, simpl
     assert CHECKPOINT_FILES <= {p.name for p in out.iterdir()}
 
 
-def test_checkpoint_reloads_and_generates(tiny_model_dir, data_dir, write_json, simple_record, run_training, tmp_path):
+def test_checkpoint_reloads_and_generates(tiny_model_dir, data_dir, tmp_path):
     from PIL import Image
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     data = write_json(data_dir / "train.json", [simple_record(i) for i in range(4)])
     out = tmp_path / "out"
-    run_training(
+    run_sft(
         tiny_model_dir, data, data_dir / "images", out,
         "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "1", "--image_max_pixels", "3136",
     )  # fmt: skip
@@ -77,40 +78,36 @@ def test_checkpoint_reloads_and_generates(tiny_model_dir, data_dir, write_json, 
     assert generated.shape[1] > inputs["input_ids"].shape[1]
 
 
-def test_resume_continues_from_saved_step(tiny_model_dir, data_dir, write_json, simple_record, run_training, tmp_path):
+def test_resume_continues_from_saved_step(tiny_model_dir, data_dir, tmp_path):
     data = write_json(data_dir / "train.json", [simple_record(i) for i in range(8)])
     out = tmp_path / "out"
     common = ("--save_strategy", "steps", "--save_steps", "2", "--learning_rate", "1e-3")
-    run_training(tiny_model_dir, data, data_dir / "images", out, "--max_steps", "2", *common)
+    run_sft(tiny_model_dir, data, data_dir / "images", out, "--max_steps", "2", *common)
     assert (out / "checkpoint-2").is_dir()
     # Second run, same output_dir, longer schedule: picks up checkpoint-2 automatically.
-    run_training(tiny_model_dir, data, data_dir / "images", out, "--max_steps", "4", *common)
+    run_sft(tiny_model_dir, data, data_dir / "images", out, "--max_steps", "4", *common)
     steps = [step for step, _ in losses(out)]
     assert steps == [1, 2, 3, 4]  # steps 1-2 come from the first run's state, not trained again
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
     # Explicit --resume_from_checkpoint wins over the newest checkpoint.
-    run_training(
+    run_sft(
         tiny_model_dir, data, data_dir / "images", out, "--max_steps", "4",
         "--resume_from_checkpoint", str(out / "checkpoint-2"), *common,
     )  # fmt: skip
     assert [step for step, _ in losses(out)] == [1, 2, 3, 4]
 
 
-def test_bad_data_stops_training_before_the_model_loads(
-    tiny_model_dir, data_dir, write_json, simple_record, run_training, tmp_path
-):
+def test_bad_data_stops_training_before_the_model_loads(tiny_model_dir, data_dir, tmp_path):
     data = write_json(data_dir / "train.json", [simple_record(0), simple_record(1, image="missing.png")])
     with pytest.raises(DataError, match=r"1 of 2 records are bad \(first: .*record 1 \(id='r1'\): image not found"):
-        run_training(tiny_model_dir, data, data_dir / "images", tmp_path / "out", "--max_steps", "1")
+        run_sft(tiny_model_dir, data, data_dir / "images", tmp_path / "out", "--max_steps", "1")
     assert not (tmp_path / "out").exists()
 
 
-def test_skip_bad_samples_skips_and_counts(
-    tiny_model_dir, data_dir, write_json, simple_record, run_training, tmp_path, caplog
-):
+def test_skip_bad_samples_skips_and_counts(tiny_model_dir, data_dir, tmp_path, caplog):
     data = write_json(data_dir / "train.json", [simple_record(0), simple_record(1, image="missing.png")])
     with caplog.at_level("INFO", logger="tinyrs_sft"):
-        run_training(
+        run_sft(
             tiny_model_dir, data, data_dir / "images", tmp_path / "out", "--max_steps", "1",
             "--skip_bad_samples", "True",
         )  # fmt: skip
@@ -119,9 +116,7 @@ def test_skip_bad_samples_skips_and_counts(
     assert "param group vision" in caplog.text and "trainable of" in caplog.text
 
 
-def test_lora_train_and_merge_matches_unmerged(
-    tiny_model_dir, data_dir, write_json, simple_record, run_training, tmp_path
-):
+def test_lora_train_and_merge_matches_unmerged(tiny_model_dir, data_dir, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText
 
@@ -133,7 +128,7 @@ def test_lora_train_and_merge_matches_unmerged(
 
     data = write_json(data_dir / "train.json", [simple_record(i, image=f"{img}.png") for i, img in enumerate("abc")])
     out = tmp_path / "lora"
-    run_training(
+    run_sft(
         tiny_model_dir, data, data_dir / "images", out,
         "--max_steps", "4", "--learning_rate", "1e-2", "--lora_enable", "True", "--freeze_llm", "True",
         "--freeze_vision_tower", "True", "--lora_rank", "4", "--lora_alpha", "8", "--lora_dropout", "0.0",

@@ -1,0 +1,82 @@
+"""The test suite's own conventions (issue 13): helper code comes from one package (tests/helpers, imported as
+``helpers``), there is one fake OpenAI-compatible server and one place that sets torch's thread count, conftest files
+hold fixtures and hooks only, and no test reaches code by changing ``sys.path``."""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+
+TESTS = Path(__file__).resolve().parent
+HELPERS = TESTS / "helpers"
+# The GPU check's dry-run test loads benchmarks/gpu by path until that check moves to tests/gpu (another change).
+SYS_PATH_EXEMPT = {TESTS / "test_gpu_check_dry_run.py"}
+
+
+@functools.cache
+def python_files() -> dict[Path, ast.Module]:
+    return {path: ast.parse(path.read_text(), str(path)) for path in sorted(TESTS.rglob("*.py"))}
+
+
+def where(path: Path, node: ast.AST) -> str:
+    return f"{path.relative_to(TESTS.parent)}:{node.lineno}"
+
+
+def test_one_fake_openai_server() -> None:
+    """Only tests/helpers/openai_server.py runs an HTTP server (the ``openai_server`` fixture of tests/conftest.py)."""
+    found = [
+        where(path, node)
+        for path, tree in python_files().items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        and node.module in ("http.server", "socketserver")
+        or isinstance(node, ast.Import)
+        and any(a.name in ("http.server", "socketserver") for a in node.names)
+    ]
+    assert [f.split(":")[0] for f in found] == ["tests/helpers/openai_server.py"], found
+
+
+def test_one_place_sets_the_thread_count() -> None:
+    """``torch.set_num_threads`` is called in tests/helpers/processes.py only (the ``one_thread`` fixture of
+    tests/conftest.py, ``helpers.single_torch_thread`` for module-scoped fixtures, forked children)."""
+    found = {
+        where(path, node)
+        for path, tree in python_files().items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "set_num_threads"
+    }
+    assert {f.split(":")[0] for f in found} == {"tests/helpers/processes.py"}, sorted(found)
+
+
+def test_conftest_files_hold_fixtures_and_hooks_only() -> None:
+    """Helper functions and classes live in tests/helpers, not in conftest files handed out through fixtures."""
+    offenders = []
+    for path, tree in python_files().items():
+        if path.name != "conftest.py":
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                offenders.append(f"{where(path, node)} class {node.name}")
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                fixture = any("fixture" in ast.unparse(d) for d in node.decorator_list)
+                if not (fixture or node.name.startswith(("pytest_", "_"))):
+                    offenders.append(f"{where(path, node)} def {node.name}")
+    assert offenders == []
+
+
+def test_no_sys_path_changes_in_tests() -> None:
+    """Imports work through installed packages and pytest's ``pythonpath``; a test that must import a file from a
+    temporary folder uses ``monkeypatch.syspath_prepend``."""
+    found = [
+        where(path, node)
+        for path, tree in python_files().items()
+        if path not in SYS_PATH_EXEMPT
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("insert", "append", "remove", "extend")
+        and ast.unparse(node.func.value) == "sys.path"
+    ]
+    assert found == []
