@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import noisy_png, write_json_dataset
+from helpers import free_port, noisy_png, write_json_dataset
 
 from tinyrs_grpo.data import DatasetError, SplitReport, load_grpo_dataset, scan_rows
 from tinyrs_grpo.scan import CACHE_FOLDER, cached_scan, check_once
@@ -82,13 +82,10 @@ with open(os.path.join(sys.argv[2], f"rank{state.process_index}.json"), "w") as 
 @pytest.mark.parametrize("mode", ["ok", "fail"])
 def test_check_once_runs_on_the_main_process_only(tmp_path: Path, mode: str) -> None:
     """Two CPU processes (gloo): only rank 0 checks; rank 1 receives the report, or the same one-line error."""
-    import socket
     import subprocess
     import sys
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     script = tmp_path / "ranks.py"
     script.write_text(RANK_SCRIPT)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import socket
 from pathlib import Path
 
 import pytest
-from helpers import run_sft, simple_record, write_json
+from helpers import free_port, run_sft, simple_record, write_json
 
 from tinyrs_sft.check_data import scan_records
 from tinyrs_sft.records import MediaPolicy, RecordSource
@@ -61,9 +60,7 @@ def test_two_ranks_split_the_scan_and_agree(mixed_data, tmp_path):
     import torch.multiprocessing as mp
 
     data, policy = mixed_data
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     mp.start_processes(
         _rank_main, args=(2, port, str(data), str(policy.image_folder), str(tmp_path)), nprocs=2, start_method="fork"
     )
