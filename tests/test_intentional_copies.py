@@ -137,7 +137,7 @@ ALSO_AGREE = {"HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"
 OFFLINE_DICTS = {  # file -> name of the dict literal (None: the dict literal that holds HF_HUB_OFFLINE)
     "tests/conftest.py": None,
     "scripts/run_demo.py": "OFFLINE_ENV",
-    "benchmarks/gpu/gpu_check.py": "OFFLINE_ENV",
+    "benchmarks/gpu_check.py": "OFFLINE_ENV",
     "benchmarks/sft_startup.py": "CHILD_ENV",
 }
 SHELL_EXPORTS = ("Makefile", "scripts/gpu_check.sh")

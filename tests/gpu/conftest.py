@@ -1,27 +1,53 @@
-"""Shared helpers of the GPU tests (tests/gpu): each test skips itself without CUDA.
+"""Fixtures of the GPU tests (tests/gpu, marker ``gpu``): each test skips itself without CUDA.
 
 The root conftest already skips items marked ``gpu`` when CUDA is absent; the ``cuda`` fixture repeats the check so a
-test run with ``-p no:...`` or from another root still skips instead of failing. ``GPU_CHECK_MODEL`` (set by
-benchmarks/gpu/gpu_check.py) points the lmdeploy test at the real-size checkpoint instead of the tiny one.
+run from another root still skips instead of failing. ``real_model_dir`` is the Qwen2-VL-2B-shaped checkpoint that
+scripts/gpu_check.sh builds once and names in ``GPU_CHECK_MODEL``; without it the fixture builds one (about a minute).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 
-FIXTURE_IMAGES = Path(__file__).resolve().parents[1] / "fixtures" / "images"
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE_IMAGES = REPO / "tests" / "fixtures" / "images"
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
 
 
 @pytest.fixture
 def cuda():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
+    if not _cuda_available():
         pytest.skip("needs a CUDA GPU")
+    import torch
+
     return torch.device("cuda")
+
+
+@pytest.fixture(scope="session")
+def real_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real-shape checkpoint: $GPU_CHECK_MODEL, else built by benchmarks/gpu_check.py --build-model."""
+    if not _cuda_available():
+        pytest.skip("needs a CUDA GPU")
+    given = os.environ.get("GPU_CHECK_MODEL")
+    if given and (Path(given) / "gpu_check_model.json").is_file():
+        return Path(given)
+    folder = tmp_path_factory.mktemp("qwen2vl-2b-shape")
+    builder = str(REPO / "benchmarks" / "gpu_check.py")
+    subprocess.run([sys.executable, builder, "--build-model", str(folder)], check=True)
+    return folder
 
 
 @pytest.fixture
@@ -30,13 +56,6 @@ def scene_images():
 
     names = ["scene_112x84.png", "scene_84x112.png", "scene_56.png"]
     return [Image.open(FIXTURE_IMAGES / n).convert("RGB") for n in names]
-
-
-@pytest.fixture
-def gpu_model_dir(tiny_model_dir) -> Path:
-    """The checkpoint for engine tests: $GPU_CHECK_MODEL when set, else the tiny one."""
-    value = os.environ.get("GPU_CHECK_MODEL")
-    return Path(value) if value else tiny_model_dir
 
 
 def _chat_texts(processor, questions, answers=None):

@@ -1,4 +1,5 @@
-"""Generation on CUDA: batched left-padded prompts score like single ones, and the eval hf backend runs in bf16."""
+"""Generation on CUDA: batched left-padded prompts score like single ones (tiny model, fp32), and tinyrs-eval's hf
+backend generates batched in bf16 at the Qwen2-VL-2B shape, deterministically."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def test_batched_first_token_scores_match_single_prompts(cuda, tiny_model_dir, s
     assert new.shape[0] == len(texts) and 1 <= new.shape[1] <= 4
 
 
-def test_eval_hf_backend_bf16_batched(cuda, tiny_model_dir, scene_images):
+def test_eval_hf_backend_real_shape_bf16_batched(cuda, real_model_dir, scene_images):
     import torch
 
     from tinyrs_eval.backends import GenerationSettings, Request, create_backend
@@ -48,8 +49,8 @@ def test_eval_hf_backend_bf16_batched(cuda, tiny_model_dir, scene_images):
     template = load_template(None)
     backend = create_backend(
         "hf",
-        model_path=str(tiny_model_dir),
-        settings=GenerationSettings(max_new_tokens=8),
+        model_path=str(real_model_dir),
+        settings=GenerationSettings(max_new_tokens=16),
         template=template,
         template_path=None,
         dtype="bfloat16",
@@ -58,6 +59,7 @@ def test_eval_hf_backend_bf16_batched(cuda, tiny_model_dir, scene_images):
     try:
         assert backend.model.device.type == cuda.type
         assert next(backend.model.parameters()).dtype == torch.bfloat16
+        assert backend.model.config.text_config.hidden_size == 1536
         requests = [Request(prompt=template.render(q), query=q, image=im) for q, im in zip(QUESTIONS, scene_images)]
         first = backend.generate(requests)
         second = backend.generate(requests)

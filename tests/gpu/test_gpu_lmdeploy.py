@@ -1,4 +1,5 @@
-"""The lmdeploy adapter of tinyrs-eval on a GPU: skipped where lmdeploy is missing (too big to carry)."""
+"""The lmdeploy adapter of tinyrs-eval loads the Qwen2-VL-2B-shaped checkpoint on a GPU and answers every request;
+skipped where lmdeploy is missing (its ~102 MiB wheel is over the 64 MiB that can be carried)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 pytestmark = pytest.mark.gpu
 
 
-def test_lmdeploy_backend_generates_one_text_per_request(cuda, gpu_model_dir, scene_images, tmp_path):
+def test_lmdeploy_backend_generates_one_text_per_request(cuda, real_model_dir, scene_images, tmp_path):
     pytest.importorskip("lmdeploy")
     from tinyrs_eval.backends import GenerationSettings, Request, create_backend
     from tinyrs_eval.prompts import load_template
@@ -20,7 +21,7 @@ def test_lmdeploy_backend_generates_one_text_per_request(cuda, gpu_model_dir, sc
     template_path.write_text(json.dumps(template.to_dict()), encoding="utf-8")
     backend = create_backend(
         "lmdeploy",
-        model_path=str(gpu_model_dir),
+        model_path=str(real_model_dir),
         settings=GenerationSettings(max_new_tokens=8),
         template=template,
         template_path=template_path,
