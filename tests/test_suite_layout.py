@@ -11,8 +11,6 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 HELPERS = TESTS / "helpers"
-# The GPU check's dry-run test loads benchmarks/gpu by path until that check moves to tests/gpu (another change).
-SYS_PATH_EXEMPT = {TESTS / "test_gpu_check_dry_run.py"}
 
 
 @functools.cache
@@ -72,7 +70,6 @@ def test_no_sys_path_changes_in_tests() -> None:
     found = [
         where(path, node)
         for path, tree in python_files().items()
-        if path not in SYS_PATH_EXEMPT
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
