@@ -35,6 +35,7 @@ from tinyrs_grpo.checkpoints import (
     OutputDirError,
     check_output_dir,
     folder_size,
+    keep_used_weight_conversions,
     load_model_weights,
     resolve_resume,
     write_error_message,
@@ -193,6 +194,11 @@ class ResumableGRPOTrainer(GRPOTrainer):
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
         if not load_model_weights(self, resume_from_checkpoint, model):
             super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        # Standard tensor names under ZeRO-3 too (not model.model.*; see keep_used_weight_conversions).
+        keep_used_weight_conversions(self.accelerator.unwrap_model(self.model))
+        super()._save(output_dir, state_dict=state_dict)
 
     def create_model_card(self, *args: Any, **kwargs: Any) -> None:
         """Called by TRL at every checkpoint save (and by push_to_hub): write our card instead of the stock one."""

@@ -164,3 +164,30 @@ def load_model_weights(trainer: Any, checkpoint: str, model: Any = None) -> bool
     model.load_state_dict(loaded.state_dict(), strict=True)
     logger.info("model weights restored from %s", checkpoint)
     return True
+
+
+def keep_used_weight_conversions(model: Any) -> int:
+    """Make ``save_pretrained`` write the tensor names a plain (non-ZeRO-3) load and save writes.
+
+    ``from_pretrained`` records the key renamings it applied (``_weight_conversions``) and ``save_pretrained``
+    reverses them, so that a Qwen2-VL saves as ``visual.*`` / ``model.layers.*`` / ``lm_head.weight`` however its
+    modules are named. The ordinary loader records only the renamings that matched a checkpoint key; the ZeRO-3 loader
+    (``transformers.integrations.deepspeed._load_state_dict_into_zero3_model``) records every candidate, among them
+    the language model's prefix change and the legacy ``model.language_model.model`` rename. Reversed at save, those
+    turned ``model.language_model.layers.*`` into ``model.model.layers.*`` (in the final model and in every
+    checkpoint). Dropping the unused ones here, before each save, restores the ordinary loader's list.
+
+    Returns how many renamings were dropped (0 when the model was not loaded under ZeRO-3).
+    """
+    dropped = 0
+    for module in model.modules():
+        conversions = getattr(module, "_weight_conversions", None)
+        if not conversions:
+            continue
+        used = [c for c in conversions if not callable(getattr(c, "was_used", None)) or c.was_used()]
+        if len(used) < len(conversions):
+            dropped += len(conversions) - len(used)
+            module._weight_conversions = used
+    if dropped:
+        logger.info("save: %d unused weight renaming(s) of the ZeRO-3 load dropped (standard tensor names)", dropped)
+    return dropped

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from transformers import Trainer
 
-from tinyrs_sft.checkpoints import load_model_weights
+from tinyrs_sft.checkpoints import keep_used_weight_conversions, load_model_weights
 from tinyrs_sft.model import set_use_cache
 from tinyrs_sft.optim import build_param_groups, log_param_groups, offloads_optimizer
 
@@ -75,7 +75,10 @@ class SFTTrainer(Trainer):
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         # Checkpoints are inference folders: re-enable the KV cache in the saved config (training disables it).
-        config = getattr(self.accelerator.unwrap_model(self.model), "config", None)
+        model = self.accelerator.unwrap_model(self.model)
+        config = getattr(model, "config", None)
+        # Standard tensor names under ZeRO-3 too (not model.model.*; see keep_used_weight_conversions).
+        keep_used_weight_conversions(model)
         if config is not None:
             set_use_cache(config, True)
         try:

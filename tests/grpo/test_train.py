@@ -155,6 +155,17 @@ def changed_parameters(before_dir: Path, after_dir: Path) -> int:
     return sum(not torch.equal(before[k], after[k].to(before[k].dtype)) for k in before)
 
 
+def tensor_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
+    """``{tensor name: shape}`` of the weight files in ``folder``."""
+    from safetensors import safe_open
+
+    shapes = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(path), "pt") as handle:
+            shapes.update({k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()})
+    return shapes
+
+
 def test_policy_parameters_changed(trained: dict, tiny_model_dir: Path) -> None:
     from safetensors.torch import load_file
 
@@ -179,6 +190,23 @@ def test_checkpoint_reloads_and_generates(trained: dict) -> None:
         assert inputs["image_grid_thw"].tolist() == [[1, 8, 8]]
         out = model.generate(**inputs, max_new_tokens=5, do_sample=False)
         assert out.shape[1] > inputs["input_ids"].shape[1]
+
+
+def test_save_after_a_zero3_style_load_writes_the_base_tensor_names(trained: dict, tmp_path: Path) -> None:
+    """transformers' ZeRO-3 loader also records the key renamings that matched nothing; reversed at save they named the
+    language model model.model.*. ResumableGRPOTrainer._save drops them (checkpoints.keep_used_weight_conversions).
+    (The real ZeRO-3 run: test_zero3_on_cpu, slow.)"""
+    from transformers.conversion_mapping import get_model_conversion_mapping
+
+    trainer = trained["trainer"]
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    used = [repr(c) for c in model._weight_conversions]
+    unused = [c for c in get_model_conversion_mapping(model) if repr(c) not in used]
+    assert unused  # what the ZeRO-3 loader adds for Qwen2-VL
+    model._weight_conversions = [*model._weight_conversions, *unused]
+    trainer.save_model(str(tmp_path / "saved"))
+    assert tensor_shapes(tmp_path / "saved") == tensor_shapes(trained["model_dir"])
+    assert [repr(c) for c in model._weight_conversions] == used
 
 
 def test_model_card_names_base_data_recipe_and_stage(trained: dict) -> None:
@@ -277,6 +305,9 @@ def test_zero3_on_cpu(tiny_model_dir: Path, demo_data_dir: Path, tmp_path: Path)
 
     # consolidated 16-bit weights from ZeRO-3 load completely and differ from the start
     assert changed_parameters(tiny_model_dir, output_dir) > 0
+    # ...under the names of a plain save_pretrained (not model.model.*), in the final model and the checkpoint
+    for folder in (output_dir, output_dir / "checkpoint-2"):
+        assert tensor_shapes(folder) == tensor_shapes(tiny_model_dir), folder
 
 
 @pytest.mark.slow
