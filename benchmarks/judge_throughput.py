@@ -1,9 +1,9 @@
 """Judge throughput: the concurrent tinyrs_grpo judge against the original's one-call-at-a-time judge.
 
-A local OpenAI-compatible server on 127.0.0.1 answers every chat request after a fixed delay (200 ms by default)
-with a score derived from the question, so both judges must return identical scores. The "original" path mirrors
-TinyRS grpo.py: a new synchronous ``openai.OpenAI`` client per completion, one request at a time, first number of
-the reply divided by 10.
+A local OpenAI-compatible server on 127.0.0.1 (``tinyrs_demo.fake_openai``, the tests' fake server) answers every
+chat request after a fixed delay (200 ms by default) with a score derived from the question, so both judges must
+return identical scores. The "original" path mirrors TinyRS grpo.py: a new synchronous ``openai.OpenAI`` client per
+completion, one request at a time, first number of the reply divided by 10.
 
     python benchmarks/judge_throughput.py                       # 64 completions, 200 ms, concurrency 16
     python benchmarks/judge_throughput.py --n 128 --delay 0.5 --concurrency 32
@@ -17,12 +17,12 @@ import hashlib
 import json
 import os
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 
 import openai
 
+from tinyrs_demo.fake_openai import serve_openai
 from tinyrs_grpo.judge import Judge
 
 
@@ -30,43 +30,9 @@ def _score_for(text: str) -> str:
     return str(int(hashlib.sha256(text.encode()).hexdigest(), 16) % 11)
 
 
-def start_server(delay: float) -> tuple[ThreadingHTTPServer, str]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args) -> None:
-            return
-
-        def do_POST(self) -> None:  # noqa: N802
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-            user = next(m for m in body["messages"] if m["role"] == "user")
-            text = "".join(p.get("text", "") for p in user["content"] if p.get("type") == "text")
-            time.sleep(delay)
-            reply = {
-                "id": "x",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": _score_for(text)},
-                    }
-                ],
-            }
-            payload = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 256
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+def fixed_latency(delay: float) -> Callable[[str, int], dict]:
+    """The server's behaviour: every request waits ``delay`` seconds, then gets the question's score."""
+    return lambda question, attempt: {"delay": delay, "content": _score_for(question)}
 
 
 def original_sequential(items: list[tuple[str, str, str]], base_url: str, model: str) -> list[float]:
@@ -101,19 +67,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
 
-    server, base_url = start_server(args.delay)
     items = [(f"Describe the scene in image {i}.", f"answer number {i}", "aW1hZ2U=") for i in range(args.n)]
-    try:
+    with serve_openai(fixed_latency(args.delay)) as server:
         start = time.perf_counter()
-        sequential = original_sequential(items, base_url, "judge-bench")
+        sequential = original_sequential(items, server.base_url, "judge-bench")
         t_sequential = time.perf_counter() - start
 
-        judge = Judge(model="judge-bench", base_url=base_url, concurrency=args.concurrency, max_retries=0)
+        judge = Judge(model="judge-bench", base_url=server.base_url, concurrency=args.concurrency, max_retries=0)
         start = time.perf_counter()
         concurrent = asyncio.run(judge.score_many(items))
         t_concurrent = time.perf_counter() - start
-    finally:
-        server.shutdown()
 
     identical = sequential == concurrent
     result = {
@@ -124,6 +87,7 @@ def main() -> None:
         "concurrent_s": round(t_concurrent, 3),
         "speedup": round(t_sequential / t_concurrent, 1),
         "identical_scores": identical,
+        "server_max_in_flight": server.max_in_flight,
         "judge_stats": judge.stats.snapshot(),
     }
     print(json.dumps(result, indent=1))

@@ -76,7 +76,7 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture
 def openai_server() -> Iterator[FakeOpenAIServer]:
-    """The fake OpenAI-compatible server (tests/helpers/openai_server.py) on 127.0.0.1 for one test: set
+    """The fake OpenAI-compatible server (tinyrs_demo.fake_openai) on 127.0.0.1 for one test: set
     ``openai_server.behaviour = lambda question, attempt: {...}``, pass ``openai_server.base_url`` to the client."""
     with serve_openai() as server:
         yield server

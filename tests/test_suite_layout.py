@@ -22,18 +22,42 @@ def where(path: Path, node: ast.AST) -> str:
     return f"{path.relative_to(TESTS.parent)}:{node.lineno}"
 
 
+SERVER_MODULES = ("http.server", "socketserver")
+SUPPORT_CODE = ("tests", "benchmarks", "scripts", "demo")  # the code around the three packages
+
+
+def server_imports(path: Path, tree: ast.Module) -> list[str]:
+    """``where`` each import of http.server or socketserver in ``tree`` is (``from http import server`` too)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        if any(name in SERVER_MODULES for name in names):
+            found.append(where(path, node))
+    return found
+
+
 def test_one_fake_openai_server() -> None:
-    """Only tests/helpers/openai_server.py runs an HTTP server (the ``openai_server`` fixture of tests/conftest.py)."""
+    """Only demo/tinyrs_demo/fake_openai.py runs an HTTP server: the tests use it through the ``openai_server``
+    fixture of tests/conftest.py, benchmarks/judge_throughput.py imports it from tinyrs_demo."""
     found = [
-        where(path, node)
-        for path, tree in python_files().items()
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom)
-        and node.module in ("http.server", "socketserver")
-        or isinstance(node, ast.Import)
-        and any(a.name in ("http.server", "socketserver") for a in node.names)
+        hit
+        for folder in SUPPORT_CODE
+        for path in sorted((TESTS.parent / folder).rglob("*.py"))
+        for hit in server_imports(path, ast.parse(path.read_text(), str(path)))
     ]
-    assert [f.split(":")[0] for f in found] == ["tests/helpers/openai_server.py"], found
+    assert sorted({f.split(":")[0] for f in found}) == ["demo/tinyrs_demo/fake_openai.py"], found
+
+
+def test_server_import_detector_sees_every_form(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import http.server\nfrom http import server\nfrom socketserver import TCPServer\nimport json\n")
+    tree = ast.parse(bad.read_text())
+    assert [hit.split(":")[1] for hit in server_imports(TESTS / "bad.py", tree)] == ["1", "2", "3"]
 
 
 def test_one_place_sets_the_thread_count() -> None:

@@ -5,10 +5,14 @@ helper functions and classes live here, one module per concern:
 - files: images, SFT records and files, GRPO rows and datasets, JSON lines
 - processes: console-script calls in-process, subprocesses, forked children killed with SIGKILL, one torch thread
 - entry_points: argument lists for every entry point, an in-process SFT run
-- openai_server: the fake OpenAI-compatible chat server (fixture ``openai_server`` in tests/conftest.py)
+- the fake OpenAI-compatible chat server is ``tinyrs_demo.fake_openai`` (the benchmarks use it too), re-exported
+  here; tests ask for the fixture ``openai_server`` of tests/conftest.py
 - fakes: a fake inference backend and a fake lmdeploy package
+- prompts: chat prompts rendered with a processor (tests/gpu)
 - scenes: one-object scenes, SFT on them and greedy answers for the overfit tests (tests/learning)
 """
+
+from tinyrs_demo.fake_openai import FakeOpenAIServer, Reply, chat_completion, question_of, serve_openai
 
 from .entry_points import BAD_INPUTS, entry_argv, run_sft
 from .fakes import FakeBackend, FakeLmdeploy
@@ -24,7 +28,6 @@ from .files import (
     write_json,
     write_json_dataset,
 )
-from .openai_server import FakeOpenAIServer, Reply, chat_completion, question_of, serve_openai
 from .processes import (
     REPO_ROOT,
     call_cli,
@@ -37,6 +40,7 @@ from .processes import (
     single_torch_thread,
     subprocess_env,
 )
+from .prompts import chat_texts
 from .scenes import cell_box, draw_scene, greedy_answers, grid_answer, sft_train
 
 
@@ -54,6 +58,7 @@ __all__ = [
     "Reply",
     "call_cli",
     "chat_completion",
+    "chat_texts",
     "damaged_png",
     "drop_privileges",
     "entry_argv",

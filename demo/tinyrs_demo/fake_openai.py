@@ -1,10 +1,14 @@
 """A fake OpenAI-compatible server on 127.0.0.1: POST /v1/chat/completions with scriptable replies.
 
-Every judge and OpenAI test uses this one server (through the ``openai_server`` fixture of tests/conftest.py).
-``server.behaviour(question, attempt)`` returns a dict of ``Reply`` fields for each request, where ``question`` is
-the text of the user message and ``attempt`` counts earlier requests with the same text (0 for the first). The server
-records every request body and Authorization header, counts attempts per question and the most requests it held at
-once.
+The one fake server of the repository: the judge and OpenAI tests use it (the ``openai_server`` fixture of
+tests/conftest.py) and so does benchmarks/judge_throughput.py. ``server.behaviour(question, attempt)`` returns a dict
+of ``Reply`` fields for each request, where ``question`` is the text of the user message and ``attempt`` counts
+earlier requests with the same text (0 for the first); a fixed latency is ``{"delay": seconds, ...}`` on every reply.
+The server records every request body and Authorization header, counts attempts per question and the most requests
+it held at once. Standard library only.
+
+    with serve_openai(lambda question, attempt: {"content": "7", "delay": 0.2}) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="x")
 """
 
 from __future__ import annotations
