@@ -56,20 +56,3 @@ def scene_images():
 
     names = ["scene_112x84.png", "scene_84x112.png", "scene_56.png"]
     return [Image.open(FIXTURE_IMAGES / n).convert("RGB") for n in names]
-
-
-def _chat_texts(processor, questions, answers=None):
-    texts = []
-    for i, q in enumerate(questions):
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}]
-        if answers is not None:
-            messages.append({"role": "assistant", "content": [{"type": "text", "text": answers[i]}]})
-        texts.append(processor.apply_chat_template(messages, add_generation_prompt=answers is None))
-    return texts
-
-
-@pytest.fixture
-def chat_texts():
-    """``chat_texts(processor, questions, answers=None)``: rendered Qwen2-VL prompts, one image each; with
-    ``answers`` the assistant turn is appended (training), without it the generation prompt."""
-    return _chat_texts

@@ -4,6 +4,7 @@ backend generates batched in bf16 at the Qwen2-VL-2B shape, deterministically.""
 from __future__ import annotations
 
 import pytest
+from helpers import chat_texts
 
 
 pytestmark = pytest.mark.gpu
@@ -15,7 +16,7 @@ QUESTIONS = [
 ]
 
 
-def test_batched_first_token_scores_match_single_prompts(cuda, tiny_model_dir, scene_images, chat_texts, monkeypatch):
+def test_batched_first_token_scores_match_single_prompts(cuda, tiny_model_dir, scene_images, monkeypatch):
     """Left padding and per-sample rope positions: in fp32 each row of a padded batch scores like the row alone."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor

@@ -8,6 +8,7 @@ import importlib.util
 import math
 
 import pytest
+from helpers import chat_texts
 
 
 pytestmark = pytest.mark.gpu
@@ -26,7 +27,7 @@ def _load(model_dir, dtype, device, attn="sdpa"):
     return processor, model.to(device)
 
 
-def _batch(processor, chat_texts, images, device):
+def _batch(processor, images, device):
     texts = chat_texts(processor, QUESTIONS, ANSWERS)
     processor.tokenizer.padding_side = "right"
     inputs = processor(text=texts, images=images[:2], padding=True, return_tensors="pt")
@@ -38,12 +39,12 @@ def _batch(processor, chat_texts, images, device):
     return inputs.to(device)
 
 
-def test_real_shape_bf16_step(cuda, real_model_dir, scene_images, chat_texts):
+def test_real_shape_bf16_step(cuda, real_model_dir, scene_images):
     import torch
 
     processor, model32 = _load(real_model_dir, torch.float32, cuda)
     assert sum(p.numel() for p in model32.parameters()) == QWEN2VL_2B_PARAMETERS
-    batch = _batch(processor, chat_texts, scene_images, cuda)
+    batch = _batch(processor, scene_images, cuda)
     image_tokens = (batch["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")).sum(dim=1)
     assert image_tokens.min().item() >= 512  # the recipe's image_min_pixels 401408: at least 512 visual tokens
     with torch.no_grad():
@@ -76,11 +77,11 @@ def test_real_shape_bf16_step(cuda, real_model_dir, scene_images, chat_texts):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("flash_attn") is None, reason="flash-attn is not installed")
-def test_flash_attention_loss_matches_sdpa(cuda, real_model_dir, scene_images, chat_texts):
+def test_flash_attention_loss_matches_sdpa(cuda, real_model_dir, scene_images):
     import torch
 
     processor, sdpa = _load(real_model_dir, torch.bfloat16, cuda, "sdpa")
-    batch = _batch(processor, chat_texts, scene_images, cuda)
+    batch = _batch(processor, scene_images, cuda)
     with torch.no_grad():
         loss_sdpa = sdpa(**batch).loss.item()
     del sdpa

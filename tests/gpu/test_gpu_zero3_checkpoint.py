@@ -5,12 +5,12 @@ holds the trained weights."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 
 pytestmark = pytest.mark.gpu
@@ -20,11 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def train_zero3(model_dir: Path, data_dir: Path, out: Path, extra: list[str]) -> subprocess.CompletedProcess:
     """Two optimizer steps through the console script's main in one process, as `deepspeed --num_gpus 1` runs it."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
     env = dict(os.environ, RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1")
-    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     cmd = [sys.executable, "-m", "tinyrs_sft.cli", "train", "--model_name_or_path", str(model_dir)]
     cmd += ["--dataset_name", str(data_dir / "sft.json"), "--image_folder", str(data_dir / "images")]
     cmd += ["--output_dir", str(out), "--deepspeed", str(REPO / "sft" / "configs" / "deepspeed" / "zero3.json")]
