@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from helpers import FakeOpenAIServer, serve_openai, single_torch_thread
 
 

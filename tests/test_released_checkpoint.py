@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from helpers import free_port, subprocess_env
 
 

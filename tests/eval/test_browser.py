@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import free_port, single_torch_thread
 from PIL import Image
+
+from helpers import free_port, single_torch_thread
 
 
 pytestmark = pytest.mark.browser

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import FakeBackend
 
+from helpers import FakeBackend
 from tinyrs_eval import model_source, run
 from tinyrs_eval.config import make_run_name, parse_run_args
 from tinyrs_eval.prompts import load_template

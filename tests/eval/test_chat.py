@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import free_port, single_torch_thread
 from PIL import Image
+
+from helpers import free_port, single_torch_thread
 
 
 gradio_client = pytest.importorskip("gradio_client")

@@ -8,9 +8,9 @@ import logging
 from pathlib import Path
 
 import pytest
-from helpers import FakeBackend
 from PIL import Image
 
+from helpers import FakeBackend
 from tinyrs_eval import backends, run
 from tinyrs_eval.benchmarks import BENCHMARKS, image_path_problem, load_benchmark, parse_record
 

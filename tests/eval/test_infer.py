@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import single_torch_thread
 from PIL import Image
 
+from helpers import single_torch_thread
 from tinyrs_eval import boxes, infer, interactive
 from tinyrs_eval.constants import REASONING_SYSTEM_PROMPT
 from tinyrs_eval.prompts import DEFAULT_TEMPLATE, build_query, load_template

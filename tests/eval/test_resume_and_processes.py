@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO_ROOT, free_port, run_eval_cli, subprocess_env
 
+from helpers import REPO_ROOT, free_port, run_eval_cli, subprocess_env
 from tinyrs_eval import run
 
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import single_torch_thread
 
+from helpers import single_torch_thread
 from tinyrs_eval import report, run
 from tinyrs_eval.benchmarks import BENCHMARKS
 

@@ -4,6 +4,7 @@ backend generates batched in bf16 at the Qwen2-VL-2B shape, deterministically.""
 from __future__ import annotations
 
 import pytest
+
 from helpers import chat_texts
 
 

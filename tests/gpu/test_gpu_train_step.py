@@ -8,6 +8,7 @@ import importlib.util
 import math
 
 import pytest
+
 from helpers import chat_texts
 
 

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import damaged_png, noisy_png, write_json_dataset
 
+from helpers import damaged_png, noisy_png, write_json_dataset
 from tinyrs_grpo.train import main, make_parser  # noqa: I001
 
 

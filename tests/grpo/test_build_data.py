@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import grpo_row, png_bytes, save_grpo_dataset
 
+from helpers import grpo_row, png_bytes, save_grpo_dataset
 from tinyrs_grpo.build_data import build_grpo_dataset, infer_answer_type
 from tinyrs_grpo.cli import main as cli_main
 from tinyrs_grpo.data import DatasetError, build_prompt, load_grpo_dataset, prepare_split

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import datasets
 import pytest
-from helpers import grpo_row, png_bytes, save_grpo_dataset
 
+from helpers import grpo_row, png_bytes, save_grpo_dataset
 from tinyrs_grpo.data import (
     DatasetError,
     build_prompt,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import noisy_png, write_json_dataset
 
+from helpers import noisy_png, write_json_dataset
 from tinyrs_grpo.cli import main
 
 

@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from helpers import damaged_png, noisy_png, write_json_dataset
 
+from helpers import damaged_png, noisy_png, write_json_dataset
 from tinyrs_grpo.data import load_grpo_dataset, prepare_split
 from tinyrs_grpo.guard import CORRUPT_LOG, CorruptImageError, corrupt_total, guard_images
 

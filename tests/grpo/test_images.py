@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import damaged_png, grpo_row, noisy_png, save_grpo_dataset, write_json_dataset
 
+from helpers import damaged_png, grpo_row, noisy_png, save_grpo_dataset, write_json_dataset
 from tinyrs_grpo.cli import main as cli_main
 from tinyrs_grpo.data import DatasetError, check_split, load_grpo_dataset, prepare_split
 

@@ -7,8 +7,8 @@ import logging
 import re
 
 import pytest
-from helpers import png_bytes
 
+from helpers import png_bytes
 from tinyrs_grpo.judge import Judge, make_judge_reward, parse_score
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import grpo_row, save_grpo_dataset
 from PIL import Image
 
+from helpers import grpo_row, save_grpo_dataset
 from tinyrs_grpo.model import bounded_image_size, load_processor
 
 

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import free_port, noisy_png, write_json_dataset
 
+from helpers import free_port, noisy_png, write_json_dataset
 from tinyrs_grpo.data import DatasetError, SplitReport, load_grpo_dataset, scan_rows
 from tinyrs_grpo.scan import CACHE_FOLDER, cached_scan, check_once
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import free_port, grpo_row, save_grpo_dataset
 
+from helpers import free_port, grpo_row, save_grpo_dataset
 from tinyrs_grpo.cli import main as cli_main
 from tinyrs_grpo.train import main, make_parser
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from helpers import cell_box, draw_scene
 
 

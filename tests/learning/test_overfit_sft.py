@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from helpers import cell_box, draw_scene, greedy_answers, grid_answer, sft_record, sft_train
 
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from helpers import BAD_INPUTS, call_cli, entry_argv, result_like_files
 
 

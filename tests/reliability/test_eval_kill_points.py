@@ -16,6 +16,7 @@ import signal
 from pathlib import Path
 
 import pytest
+
 from helpers import BAD_INPUTS, drop_privileges, run_forked, single_torch_thread
 
 

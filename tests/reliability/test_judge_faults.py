@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from helpers import call_cli, png_bytes, save_grpo_dataset, scan_for
 
 

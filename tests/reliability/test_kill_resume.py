@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from helpers import call_cli, png_bytes, run_forked, save_grpo_dataset, single_torch_thread
 
 

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from helpers import BAD_INPUTS, call_cli, drop_privileges, png_bytes, result_like_files, run_forked
 
 

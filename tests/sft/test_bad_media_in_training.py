@@ -5,9 +5,9 @@ problem; with --skip_bad_samples the record is skipped, logged and counted, and 
 from __future__ import annotations
 
 import pytest
-from helpers import run_sft, simple_record, write_json
 
 import tinyrs_sft.train as train_module
+from helpers import run_sft, simple_record, write_json
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import simple_record, write_json
 from PIL import Image
 
+from helpers import simple_record, write_json
 from tinyrs_sft.check_data import main as check_data_main
 from tinyrs_sft.check_data import scan_records
 from tinyrs_sft.cli import main as cli_main

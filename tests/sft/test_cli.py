@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from helpers import simple_record, write_json
 
+from helpers import simple_record, write_json
 from tinyrs_sft import __version__
 from tinyrs_sft.check_data import build_parser as check_data_parser
 from tinyrs_sft.check_data import main as check_data_main

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import simple_record, write_json
 
+from helpers import simple_record, write_json
 from tinyrs_sft.collator import SupervisedCollator
 from tinyrs_sft.constants import IGNORE_INDEX
 from tinyrs_sft.data import SupervisedDataset, VisionBounds, apply_bounds_to_processor, encode_conversation

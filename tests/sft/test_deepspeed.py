@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from helpers import free_port, make_image, simple_record, single_torch_thread, subprocess_env, write_json
 
 

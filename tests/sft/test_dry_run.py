@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import simple_record, write_json
 
+from helpers import simple_record, write_json
 from tinyrs_sft.dry_run import model_problem, sample_indices
 from tinyrs_sft.train import cli
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import write_json
 from PIL import Image
 
+from helpers import write_json
 from tinyrs_sft.check_data import main as check_main
 from tinyrs_sft.imagecheck import TAIL_BYTES, truncation_problem
 from tinyrs_sft.records import check_image_file

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import run_sft, simple_record, write_json
 from safetensors.torch import load_file
+
+from helpers import run_sft, simple_record, write_json
 
 
 PEFT_PREFIX = "base_model.model."

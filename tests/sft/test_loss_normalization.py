@@ -17,9 +17,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import simple_record, write_json
 from transformers import TrainerCallback
 
+from helpers import simple_record, write_json
 from tinyrs_sft.config import parse_args
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import write_json
 
+from helpers import write_json
 from tinyrs_sft.config import parse_args
 from tinyrs_sft.constants import REASONING_SYSTEM_PROMPT
 from tinyrs_sft.model_card import infer_stage, render_card

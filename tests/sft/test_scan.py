@@ -9,8 +9,8 @@ import pickle
 from pathlib import Path
 
 import pytest
-from helpers import free_port, run_sft, simple_record, write_json
 
+from helpers import free_port, run_sft, simple_record, write_json
 from tinyrs_sft.check_data import scan_records
 from tinyrs_sft.records import MediaPolicy, RecordSource
 from tinyrs_sft.scan import CACHE_NAME, cache_key, load_cached_report, save_report, scan_once, shard_bounds

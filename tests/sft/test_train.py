@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import run_sft, simple_record, write_json
 
+from helpers import run_sft, simple_record, write_json
 from tinyrs_sft.records import DataError
 
 
