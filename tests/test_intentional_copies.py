@@ -97,7 +97,7 @@ def test_reasoning_system_prompt_is_one_string_in_every_copy() -> None:
         "grpo/tinyrs_grpo/text.py",
         "eval/tinyrs_eval/constants.py",
         "demo/tinyrs_demo/vocabulary.py",
-        "tests/test_demo_data.py",
+        "tests/helpers/data_format.py",
     }
     assert expected <= set(copies), sorted(copies)
     assert len(set(copies.values())) == 1, {k: v[:60] for k, v in copies.items()}
@@ -219,7 +219,7 @@ def test_benchmark_table_is_the_same_everywhere() -> None:
     }
     for where, table in restated.items():
         assert table == registry, where
-    by_file = assigned_constants(REPO / "tests/test_demo_data.py", "BENCHMARK_FILES")[0]
+    by_file = assigned_constants(REPO / "tests/helpers/data_format.py", "BENCHMARK_FILES")[0]
     assert by_file == {file: task_type for file, task_type in registry.values()}
     (keys,) = assigned_constants(REPO / "tests/test_demo.py", "BENCHMARK_KEYS")
     assert keys == list(registry)

@@ -1,7 +1,7 @@
 """The tokenizer corpus: representative texts of every template the demo data can contain.
 
 The tiny-model builder (tinyrs_demo.tokenizer) trains its byte-level BPE on these, so every word of the data is a
-few tokens at most. tests/test_demo_data.py checks that the corpus covers every word the data holds.
+few tokens at most. tests/test_demo_generated_data.py checks that the corpus covers every word the data holds.
 """
 
 from __future__ import annotations

@@ -10,7 +10,11 @@ helper functions and classes live here, one module per concern:
 - fakes: a fake inference backend and a fake lmdeploy package
 - prompts: chat prompts rendered with a processor (tests/gpu)
 - scenes: one-object scenes, SFT on them and greedy answers for the overfit tests (tests/learning)
+- data_format: validators of docs/data-format.md and answer-versus-pixel checks for the demo data and
+  tests/fixtures (imported as ``from helpers.data_format import ...``; registered for assertion rewriting)
 """
+
+import pytest
 
 from tinyrs_demo.fake_openai import FakeOpenAIServer, Reply, chat_completion, question_of, serve_openai
 
@@ -42,6 +46,10 @@ from .processes import (
 )
 from .prompts import chat_texts
 from .scenes import cell_box, draw_scene, greedy_answers, grid_answer, sft_train
+
+
+# Before anything imports it: its asserts then report the compared values, as they did in a test module.
+pytest.register_assert_rewrite("helpers.data_format")
 
 
 __all__ = [
