@@ -1,10 +1,13 @@
 """Options of ``tinyrs-eval run``: the ``RunConfig`` schema (help, group and checks in each field's metadata), the
-parser built from it, YAML recipes (``--config``), and the run name derived from the options.
+parser built from it (transformers' ``HfArgumentParser``, as in tinyrs-sft and tinyrs-grpo), YAML recipes
+(``--config``), and the run name derived from the options.
 
 ``--config recipe.yaml`` gives defaults (keys are the flag names without ``--``; an unknown key is an error), flags
-on the command line override them. The model flag carries TRL's name, ``--model_name_or_path``, as in tinyrs-sft and
-tinyrs-grpo; the seed README's ``--model_path`` stays accepted as an alias (logged once), in recipes too, and so is
-``--dataset_name`` for ``--data_root``. Abbreviated and unknown flags are refused with the nearest flag suggested.
+on the command line override them, as in tinyrs-sft: ``--config`` is read first and the recipe's values, each checked
+as its flag would be, become the parser's defaults. The model flag carries TRL's name, ``--model_name_or_path``, as
+in tinyrs-sft and tinyrs-grpo; the seed README's ``--model_path`` stays accepted as an alias (logged once), in recipes
+too, and so is ``--dataset_name`` for ``--data_root``. Abbreviated and unknown flags are refused with the nearest
+flag suggested.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from transformers.hf_argparser import HfArgumentParser
 
 from tinyrs_eval import __version__
 from tinyrs_eval.benchmarks import parse_tasks
@@ -154,44 +158,74 @@ EXAMPLES = """examples:
 exit status: 0 done, 1 bad data or a failed run (also a dry run that found problems), 2 a usage error"""
 
 
-def build_run_parser(prog: str = "tinyrs-eval run") -> argparse.ArgumentParser:
-    """The parser of ``tinyrs-eval run``, one flag per RunConfig field, grouped as in the field metadata."""
-    parser = StrictArgumentParser(
-        prog=prog,
-        description="Evaluate a checkpoint on the TinyRS benchmarks.",
-        epilog=EXAMPLES,
-        formatter_class=_HelpFormatter,
-    )
-    parser.add_argument(
-        "--config",
-        default=None,
-        metavar="YAML",
-        help="recipe: its keys (flag names without '--') give the defaults, flags on the command line override them",
-    )
-    parser.add_argument("--version", action="version", version=f"tinyrs-eval {__version__}")
-    hints = typing.get_type_hints(RunConfig)
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    for f in fields(RunConfig):
-        meta = dict(f.metadata)
-        group = groups.get(meta["group"]) or groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
-        kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), hints[f.name])
-        kwargs: dict[str, Any] = {"dest": f.name, "help": meta["help"] or None}
-        if kind is bool:
-            kwargs.update(BOOL_FLAG)
-        else:
-            kwargs["type"] = meta.get("type", kind)
-        if "choices" in meta:
-            kwargs["choices"] = meta["choices"]
-        if f.default is MISSING:
+class RunArgumentParser(HfArgumentParser, StrictArgumentParser):
+    """transformers' ``HfArgumentParser`` over ``RunConfig`` with the conventions of every TinyRS command.
+
+    ``HfArgumentParser`` reads the dataclass (type hints, defaults, required fields) and builds ``RunConfig`` in
+    ``parse_args_into_dataclasses``; ``StrictArgumentParser`` refuses abbreviations and ends a usage error in one line
+    (exit 2). Each field's flag is added here rather than by transformers, which would add a ``--kebab-case`` twin
+    and a ``--no_<flag>`` complement and put ``metadata["type"]`` aside: the field goes into the help group named in
+    its metadata, a boolean takes ``BOOL_FLAG``'s words (TRL's), and ``type``/``choices``/``aliases`` come from the
+    metadata.
+    """
+
+    def __init__(self, prog: str = "tinyrs-eval run") -> None:
+        self._field_groups: dict[str, argparse._ArgumentGroup] = {}
+        super().__init__(  # the fields are added below, after --config and --version (first in the usage line)
+            prog=prog,
+            description="Evaluate a checkpoint on the TinyRS benchmarks.",
+            epilog=EXAMPLES,
+            formatter_class=_HelpFormatter,
+            allow_abbrev=False,
+        )
+        self.add_argument(
+            "--config",
+            default=None,
+            metavar="YAML",
+            help="recipe: its keys (flag names without '--') give the defaults, flags on the command line override "
+            "them",
+        )
+        self.add_argument("--version", action="version", version=f"tinyrs-eval {__version__}")
+        self.dataclass_types = [RunConfig]
+        self._add_dataclass_arguments(RunConfig)
+
+    def _parse_dataclass_field(self, parser: argparse.ArgumentParser, field: Any) -> None:  # type: ignore[override]
+        meta = dict(field.metadata)
+        name = meta.pop("group")
+        group = self._field_groups.get(name) or self._field_groups.setdefault(name, self.add_argument_group(name))
+        kind = next((t for t in typing.get_args(field.type) if t is not type(None)), field.type)
+        kwargs: dict[str, Any] = {"dest": field.name, "help": meta.pop("help") or None}
+        kwargs.update(BOOL_FLAG if kind is bool else {"type": meta.pop("type", kind)})
+        if field.default is MISSING:
             kwargs["required"] = True
         else:
-            kwargs["default"] = f.default
-        group.add_argument(f"--{f.name}", *meta.get("aliases", ()), **kwargs)
-    return parser
+            kwargs["default"] = field.default
+        group.add_argument(f"--{field.name}", *meta.pop("aliases", ()), **kwargs, **meta)
+
+    def apply_recipe(self, path: str | Path) -> None:
+        """The recipe's values become the defaults (shown by ``--help``); each is checked as its flag would be.
+
+        Raises:
+            UsageError: see ``recipe_tokens``; a bad value ends through ``error`` (exit 2) like a bad flag.
+        """
+        tokens = recipe_tokens(path)
+        keys = set(tokens[::2])
+        required = [action for action in self._actions if action.required]
+        for action in required:
+            action.required = False
+        values = self.parse_args(tokens)
+        for action in required:
+            action.required = not (keys & set(action.option_strings))
+        self.set_defaults(**{f.name: getattr(values, f.name) for f in fields(RunConfig) if f"--{f.name}" in keys})
+
+
+def build_run_parser(prog: str = "tinyrs-eval run") -> RunArgumentParser:
+    """The parser of ``tinyrs-eval run``, one flag per RunConfig field, grouped as in the field metadata."""
+    return RunArgumentParser(prog)
 
 
 def recipe_tokens(path: str | Path) -> list[str]:
-    """A YAML recipe as command-line tokens (alias keys renamed), to be parsed before the real command line.
+    """A YAML recipe as command-line tokens (alias keys renamed), checked by the parser as flags would be.
 
     Raises:
         UsageError: unreadable file, not a mapping, unknown key.
@@ -225,8 +259,9 @@ def recipe_tokens(path: str | Path) -> list[str]:
 
 
 def parse_run_args(argv: list[str] | None = None) -> RunConfig:
-    """``--config recipe.yaml`` plus flags -> RunConfig. A usage error ends with argparse's message, exit status 2
-    (also for an unknown --task and a --run_name with other characters, found here rather than mid-run)."""
+    """``--config recipe.yaml`` plus flags -> RunConfig, as sft's ``parse_args``: ``--config`` is read first and the
+    recipe's values become the parser's defaults. A usage error ends with argparse's message, exit status 2 (also
+    for an unknown --task and a --run_name with other characters, found here rather than mid-run)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_run_parser()
     try:
@@ -234,11 +269,14 @@ def parse_run_args(argv: list[str] | None = None) -> RunConfig:
         pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
         pre.add_argument("--config", default=None)
         config = pre.parse_known_args(argv)[0].config
-        tokens = recipe_tokens(config) if config else []
+        if config:
+            parser.apply_recipe(config)
     except UsageError as exc:
         parser.error(str(exc))
-    ns = parser.parse_args([*tokens, *argv])
-    cfg = RunConfig(**{f.name: getattr(ns, f.name) for f in fields(RunConfig)})
+    *parsed, extras = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True, look_for_args_file=False)
+    if extras:
+        parser.error(unknown_flags_message(extras, parser.known_flags()))
+    cfg: RunConfig = parsed[0]
     try:
         parse_tasks(cfg.task)
         if cfg.run_name is not None and not re.fullmatch(RUN_NAME_RE, cfg.run_name):

@@ -10,7 +10,7 @@ import pytest
 
 from tinyrs_eval import __version__, cli, run
 from tinyrs_eval.benchmarks import preflight
-from tinyrs_eval.config import build_run_parser, parse_run_args
+from tinyrs_eval.config import RunConfig, build_run_parser, parse_run_args
 
 
 EVAL_CONFIGS = Path(__file__).resolve().parents[2] / "eval" / "configs"
@@ -102,6 +102,25 @@ def test_help_groups_the_options_and_shows_config():
         assert group in text
     assert "--config YAML" in text and "--model_name_or_path MODEL_NAME_OR_PATH, --model_path" in text
     assert "(default: 1024)" in text and "exit status: 0 done, 1 bad data" in text
+
+
+def test_run_parser_is_transformers_hf_argument_parser(tmp_path, capsys):
+    """Parsed as in tinyrs-sft and tinyrs-grpo (issue 13): transformers' HfArgumentParser over RunConfig, --config
+    in the help of the console script; with a recipe, its values are the defaults the help shows."""
+    from transformers import HfArgumentParser
+
+    parser = build_run_parser()
+    assert isinstance(parser, HfArgumentParser) and parser.dataclass_types == [RunConfig]
+    with pytest.raises(SystemExit) as info:
+        cli.main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0 and "--config YAML" in out and "usage: tinyrs-eval run [-h] [--config YAML]" in out
+    assert "--model-name-or-path" not in out and "--no_use_cache" not in out  # no flags beyond RunConfig's names
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model_name_or_path: m\nmax_new_tokens: 77\n")
+    with pytest.raises(SystemExit) as info:
+        parse_run_args(["--config", str(recipe), "--help"])
+    assert info.value.code == 0 and "(default: 77)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv", [["--version"], ["run", "--version"], ["infer", "--version"], ["chat", "--version"]])
