@@ -29,7 +29,7 @@ from tinyrs_demo.vocabulary import (
     Q_PRESENCE,
     Q_RURAL,
     Q_TEXT_ONLY,
-    Q_VG_VARIANTS,
+    Q_VG,
     QUADRANTS,
     R_ABSENT,
     R_CLS,
@@ -54,7 +54,7 @@ def corpus_texts() -> list[str]:
             R_ABSENT.format(shapes=SHAPES[kind], plural=PLURALS[kind]),
             Q_TEXT_ONLY.format(kind=kind),
             f"A {kind} is drawn in {COLOUR_NAMES[kind]}.",
-            *(q.format(kind=kind) for q in Q_VG_VARIANTS),
+            Q_VG.format(kind=kind),
             SHAPE_SINGULAR[kind],
         ]
     for kind in COUNTABLE_KINDS:

@@ -32,7 +32,6 @@ from tinyrs_demo.vocabulary import (
     Q_RURAL,
     Q_TEXT_ONLY,
     Q_VG,
-    Q_VG_VARIANTS,
     QUADRANTS,
     R_ABSENT,
     R_CLS,
@@ -233,16 +232,14 @@ def qa_rural(rng: random.Random, sizes: Sizes, index: int) -> QA:
     return QA("rural", VQA_TAG, Q_RURAL, "urban" if urban else "rural", reasoning, [scene])
 
 
-def qa_vg(rng: random.Random, sizes: Sizes, index: int, phrasings: tuple[str, ...] = Q_VG_VARIANTS) -> QA:
-    """A grounding query; training data varies its phrasing (Q_VG_VARIANTS), benchmarks and GRPO keep Q_VG."""
+def qa_vg(rng: random.Random, sizes: Sizes, index: int) -> QA:
     kind = COUNTABLE_KINDS[index % len(COUNTABLE_KINDS)]
     scene = make_vg_scene(rng, rng.choice(sizes), rng.choice(SCENE_CLASSES), kind)
-    query = (rng.choice(phrasings) if len(phrasings) > 1 else phrasings[0]).format(kind=kind)
     box = scene.objects[0].box
     grid = "[" + format_box(to_grid(box, scene.width, scene.height)) + "]"
     position = position_name(box, scene.width, scene.height)
     reasoning = R_VG.format(kind=kind, shape=SHAPE_SINGULAR[kind], position=position)
-    return QA("vg", VG_TAG, query, grid, reasoning, [scene], pixel_answer=format_box(box))
+    return QA("vg", VG_TAG, Q_VG.format(kind=kind), grid, reasoning, [scene], pixel_answer=format_box(box))
 
 
 def _options(rng: random.Random, correct: str, pool: list[str], n: int, shuffle: bool = True) -> tuple[str, str]:
@@ -342,7 +339,6 @@ def qa_text(rng: random.Random, sizes: Sizes, index: int) -> QA:
 
 
 Builder = Callable[[random.Random, Sizes, int], QA]
-qa_vg_benchmark: Builder = functools.partial(qa_vg, phrasings=(Q_VG,))  # the benchmark's one phrasing
 SFT_BUILDERS: dict[str, Builder] = {
     "sft_cls": qa_cls,
     "sft_presence": qa_presence,
@@ -367,7 +363,7 @@ def eval_builder(key: str) -> Builder:
         "vqa_HR-pre": functools.partial(qa_presence, kinds=COUNTABLE_KINDS),
         "vqa_LR-pre": qa_presence,
         "vqa_LR-rural": qa_rural,
-        "rs_vg": qa_vg_benchmark,
+        "rs_vg": qa_vg,
         "lhrs_bench": qa_mc,
     }[key]
 

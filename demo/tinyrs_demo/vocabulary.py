@@ -90,17 +90,6 @@ Q_COUNT = "How many {plural} are there in the image? Answer with a number."
 Q_COMP = "Are there more {plural_a} than {plural_b} in the image? Answer yes or no."
 Q_RURAL = "Is this a rural or an urban area? Answer with one word."
 Q_VG = "the {kind}"
-# Training phrasings of a grounding query (the benchmark keeps Q_VG). Varying the number of tokens between the image
-# and the box keeps the small model from tying its position read-out to one distance: trained on Q_VG alone, three
-# more words after the image dropped SFT grounding from 52% to 10% (and a CoT reasoning puts ~20 words there).
-Q_VG_VARIANTS = (
-    Q_VG,
-    Q_VG,
-    "the {kind} in the image",
-    "the large {kind}",
-    "the {kind} in this aerial image",
-    "the large {kind} in this aerial image of the area",
-)
 Q_CAPTION = "Describe the image."
 Q_MULTI = "Do the two images show the same type of land cover? Answer yes or no."
 Q_TEXT_ONLY = "In these aerial images, what colour is a {kind}? Answer with one word."

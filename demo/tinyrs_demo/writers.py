@@ -39,7 +39,7 @@ from tinyrs_demo.questions import (
     qa_mc,
     qa_presence,
     qa_rural,
-    qa_vg_benchmark,
+    qa_vg,
 )
 from tinyrs_demo.scenes import PNG_COMPRESS_LEVEL, TEST_SIZES, TRAIN_SIZES, Scene, png_bytes, render
 from tinyrs_demo.vocabulary import BENCHMARKS, LR_IMAGE_PATH, REASONING_SYSTEM_PROMPT
@@ -126,7 +126,7 @@ def _grpo_qas(rng: random.Random, n: int, sizes: Sizes) -> list[QA]:
     exact = (qa_cls, qa_presence, qa_count, qa_comp, qa_rural, qa_mc)
     n_open = max(1, n // 20)
     n_vg = max(1, n // 4)
-    qas = [qa_caption(rng, sizes, i) for i in range(n_open)] + [qa_vg_benchmark(rng, sizes, i) for i in range(n_vg)]
+    qas = [qa_caption(rng, sizes, i) for i in range(n_open)] + [qa_vg(rng, sizes, i) for i in range(n_vg)]
     qas += [exact[i % len(exact)](rng, sizes, i // len(exact)) for i in range(n - n_open - n_vg)]
     rng.shuffle(qas)
     return qas

@@ -277,7 +277,7 @@ def check_answer(question: str, answer: str, arrs: list[np.ndarray], scenes: lis
         else:
             assert answer == "rural" and background in {"farmland", "forest"} and buildings <= 26 * 26, where
         assert scene is None or (count("building") >= 4) == (answer == "urban"), where
-    elif m := re.fullmatch(r"the (?:large )?(.+?)(?: in the image| in this aerial image(?: of the area)?)?", question):
+    elif m := re.fullmatch(r"the (.+)", question):
         kind = m.group(1)
         height, width = arr.shape[:2]
         if answer.startswith("[["):
