@@ -3,7 +3,8 @@
 Read as text and AST, never imported, so a copy is checked even where importing it would need its whole package.
 Covered elsewhere: imagecheck.py (tests/test_copies.py), boxparse.py (tests/test_boxparse_contract.py), and the
 answer helpers of grpo/eval on one golden table (tests/test_contract.py). Here: checkpoints.py, the reasoning system
-prompt, the Qwen2-VL chat template, the offline environment, the benchmark table, and one name = one function.
+prompt, the Qwen2-VL chat template and special tokens, the offline environment, the benchmark table, and one
+name = one function.
 """
 
 from __future__ import annotations
@@ -114,6 +115,16 @@ def test_chat_template_is_one_string_in_every_copy() -> None:
     assert len(set(copies.values())) == 1, sorted(copies)
     template = next(iter(copies.values()))
     assert "<|vision_start|><|image_pad|><|vision_end|>" in template
+
+
+def test_special_tokens_are_one_list_in_both_builders() -> None:
+    """The tiny-model builder and the released-checkpoint fixture builder (which runs under transformers 4.50 in its
+    own venv, so it cannot import tinyrs_demo) list the Qwen2-VL special tokens in the same order."""
+    demo = assigned_constants(REPO / "demo/tinyrs_demo/tokenizer.py", "QWEN2VL_SPECIAL_TOKENS")
+    fixture = assigned_constants(REPO / "tests/fixtures/released_checkpoint/make_fixture.py", "SPECIAL_TOKENS")
+    assert len(demo) == len(fixture) == 1
+    assert demo[0] == fixture[0]
+    assert demo[0][:3] == ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] and "<|image_pad|>" in demo[0]
 
 
 def test_chat_template_is_trls_qwen2_vl_template() -> None:
