@@ -88,13 +88,15 @@ def test_conftest_files_hold_fixtures_and_hooks_only() -> None:
     assert offenders == []
 
 
-def test_no_sys_path_changes_in_tests() -> None:
-    """Imports work through installed packages and pytest's ``pythonpath``; a test that must import a file from a
-    temporary folder uses ``monkeypatch.syspath_prepend``."""
+def test_no_sys_path_changes_anywhere() -> None:
+    """Imports work through installed packages and pytest's ``pythonpath``, in the packages, the support code and the
+    tests alike; a test that must import a file from a temporary folder uses ``monkeypatch.syspath_prepend``."""
+    roots = ("sft", "grpo", "eval", *SUPPORT_CODE)
+    paths = sorted(p for root in roots for p in (TESTS.parent / root).rglob("*.py"))
     found = [
         where(path, node)
-        for path, tree in python_files().items()
-        for node in ast.walk(tree)
+        for path in paths
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
         and node.func.attr in ("insert", "append", "remove", "extend")
