@@ -9,7 +9,7 @@ import functools
 import random
 from collections.abc import Callable
 
-from tinyrs_demo.scenes import CELL, Scene, format_box, make_scene, make_vg_scene, position_name, to_grid
+from tinyrs_demo.scenes import CELL, Scene, format_box, make_scene, make_vg_scene, to_grid
 from tinyrs_demo.vocabulary import (
     BACKGROUND_LOOK,
     BACKGROUND_PHRASE,
@@ -237,8 +237,7 @@ def qa_vg(rng: random.Random, sizes: Sizes, index: int) -> QA:
     scene = make_vg_scene(rng, rng.choice(sizes), rng.choice(SCENE_CLASSES), kind)
     box = scene.objects[0].box
     grid = "[" + format_box(to_grid(box, scene.width, scene.height)) + "]"
-    position = position_name(box, scene.width, scene.height)
-    reasoning = R_VG.format(kind=kind, shape=SHAPE_SINGULAR[kind], position=position)
+    reasoning = R_VG.format(box=grid, kind=kind, shape=SHAPE_SINGULAR[kind])
     return QA("vg", VG_TAG, Q_VG.format(kind=kind), grid, reasoning, [scene], pixel_answer=format_box(box))
 
 

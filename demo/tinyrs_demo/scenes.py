@@ -243,11 +243,3 @@ def to_grid(box: tuple[int, int, int, int], width: int, height: int) -> list[int
 
 def format_box(box: list[int] | tuple[int, ...]) -> str:
     return "[" + ", ".join(str(int(v)) for v in box) + "]"
-
-
-def position_name(box: tuple[int, int, int, int], width: int, height: int) -> str:
-    """Where a box's centre lies, in thirds of the image: "top left", "bottom", ..., or "centre"."""
-    cx, cy = (box[0] + box[2]) / 2 / width, (box[1] + box[3]) / 2 / height
-    row = "top" if cy < 1 / 3 else "bottom" if cy > 2 / 3 else ""
-    col = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else ""
-    return " ".join(p for p in (row, col) if p) or "centre"
