@@ -115,9 +115,10 @@ R_COUNT = "I count the {shapes}, which mark {plural}: there are {n}."
 R_COMP = "I count {count_a} and {count_b}. {na} is {relation} than {nb}."
 R_URBAN = "I see {count_phrase} on a {colour} background. Many buildings mean an urban area."
 R_RURAL = "I see {count_phrase} on a {colour} background. Few buildings mean a rural area."
-# Grounding reasoning states the box first, then checks what it holds. The small model reads a box from the image only
-# at the token distance SFT taught it (MRoPE with theta 10): a reasoning that puts 15-25 tokens before the box moved the
-# read-out out of reach (CoT grounding 10-16% vs SFT 38-54%); one tag token before it keeps it (measured: 48% vs 38%).
+# Grounding reasoning states the box first, then checks what it holds. The small model reads a box from the image
+# only at the token distance SFT taught it (MRoPE with theta 10): a reasoning that puts 15-25 tokens before the box
+# moved the read-out out of reach (CoT grounding 10-16% vs SFT 38-54%); one tag token before it keeps it (measured:
+# 48% vs 38%).
 R_VG = "{box} holds the {kind}, the large {shape}."
 R_MULTI = "The first image is {cls_a} and the second image is {cls_b}."
 R_MC = "{evidence} So the answer is option {letter}."
