@@ -14,7 +14,7 @@ from helpers import cell_box, draw_scene, greedy_answers, grid_answer, sft_recor
 
 VG_QUESTION = "{VG} the building"
 PRESENCE_QUESTION = "{VQA} Is there a building in the image? Answer yes or no."
-GROUNDING_ARGS = ("--max_steps", "160", "--learning_rate", "5e-3")
+GROUNDING_ARGS = ("--max_steps", "240", "--learning_rate", "5e-3")
 PRESENCE_ARGS = ("--max_steps", "60", "--learning_rate", "5e-3")
 COT_ARGS = ("--max_steps", "100", "--learning_rate", "5e-3")
 
