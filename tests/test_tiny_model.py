@@ -133,6 +133,28 @@ def test_small_preset_keeps_reasoning_tags_whole():
     assert tok.convert_tokens_to_ids("<reasoning>") > ids[-1]
 
 
+def _small_preset_inv_freq() -> list[float]:
+    """The rotary frequencies the small preset's checkpoint config makes transformers compute (no weights needed)."""
+    from transformers import Qwen2VLConfig
+    from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLRotaryEmbedding
+
+    from tinyrs_demo.tiny_model import PRESETS, _rope_parameters
+
+    spec = PRESETS["small"]
+    head_dim = spec.hidden_size // spec.num_attention_heads
+    config = Qwen2VLConfig(
+        text_config={
+            "hidden_size": spec.hidden_size,
+            "num_attention_heads": spec.num_attention_heads,
+            "max_position_embeddings": 4096,
+            "rope_parameters": _rope_parameters(spec, head_dim),
+        }
+    ).text_config
+    rotary = Qwen2VLRotaryEmbedding(config)
+    assert rotary.attention_scaling == 1.0  # LongRoPE used only to place the frequencies: nothing else scales
+    return rotary.inv_freq.tolist()
+
+
 def test_small_preset_rotations_tell_image_rows_and_columns_apart():
     """The language model locates objects only through MRoPE: one image row or column must turn the keys visibly.
 
@@ -141,9 +163,21 @@ def test_small_preset_rotations_tell_image_rows_and_columns_apart():
     """
     from tinyrs_demo.tiny_model import PRESETS
 
-    spec = PRESETS["small"]
-    pairs = spec.hidden_size // spec.num_attention_heads // 2
-    freqs = [spec.rope_theta ** (-i / pairs) for i in range(pairs)]
-    t, h, _ = spec.mrope_section
+    freqs = _small_preset_inv_freq()
+    t, h, _ = PRESETS["small"].mrope_section
     rows, cols = freqs[t : t + h], freqs[t + h :]
     assert max(rows) >= 0.5 and max(cols) >= 0.25, (rows, cols)
+
+
+def test_small_preset_keeps_still_pairs_for_matching_by_content():
+    """Every MRoPE section keeps pairs that barely turn, so a query can match an image token by what it shows,
+    wherever it lies and however far the text is from the image (with theta 10 alone every pair turned at least
+    0.12 rad per step, and presence and comparison stayed near chance)."""
+    from tinyrs_demo.tiny_model import PRESETS
+
+    freqs = _small_preset_inv_freq()
+    t, h, w = PRESETS["small"].mrope_section
+    sections = [freqs[:t], freqs[t : t + h], freqs[t + h : t + h + w]]
+    for section in sections:
+        still = [f for f in section if f * 200 < 0.5]  # under half a radian across a 200-token demo prompt
+        assert len(still) >= 2, sections

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from transformers import Qwen2Tokenizer, Qwen2VLForConditionalGeneration
 
 
+MAX_POSITIONS = 4096
+STILL_PAIR = 1e-3  # rad per position step: under 0.2 rad across a 200-token demo prompt
+
+
 @dataclass(frozen=True)
 class Preset:
     """Model and tokenizer sizes for one preset."""
@@ -50,6 +54,10 @@ class Preset:
     # "<", "answer", ">" pieces (so "<answer>" and "</answer>" end alike); a 2 B model copes, a 5 M one trained for
     # minutes confuses the two and ends its output right after "<answer>".
     whole_reasoning_tags: bool = False
+    # Angular frequency (rad per position step) of each rotary pair, in MRoPE section order (t, h, w); None: the
+    # standard rope_theta ** (-i / pairs). Written as LongRoPE short/long factors relative to rope_theta, which
+    # transformers' Qwen2-VL honours (tests/test_tiny_model.py); serving engines may not (the demo uses none).
+    rotary_pair_freqs: tuple[float, ...] | None = None
 
 
 PRESETS: dict[str, Preset] = {
@@ -83,12 +91,45 @@ PRESETS: dict[str, Preset] = {
         # (1, 1, 14). Demo texts are short (< 200 tokens), so the low theta costs nothing there.
         mrope_section=(2, 7, 7),
         rope_theta=10.0,
+        # Still pairs. With theta 10 alone every pair turned at least 0.12 rad per token, so no query could match an
+        # image token by what it shows alone: the score also turned with the token's row, column and distance from the
+        # text. The h and w sections keep their four fastest pairs and the t section none; the other pairs turn 1e-3
+        # rad per step, as the real theta 1e6 leaves its lowest pairs nearly still. See the README's demo section for
+        # what it changed.
+        rotary_pair_freqs=(
+            # t: both pairs still; h (image rows), then w (image columns): four turning pairs and three still ones
+            (STILL_PAIR,) * 2
+            + (0.75, 0.56, 0.42, 0.32)
+            + (STILL_PAIR,) * 3
+            + (0.28, 0.21, 0.16, 0.12)
+            + (STILL_PAIR,) * 3
+        ),
         vision_depth=4,
         vision_embed_dim=128,
         vision_num_heads=4,
         whole_reasoning_tags=True,
     ),
 }
+
+
+def _rope_parameters(preset: Preset, head_dim: int) -> dict:
+    params = {"rope_type": "default", "rope_theta": preset.rope_theta, "mrope_section": list(preset.mrope_section)}
+    if preset.rotary_pair_freqs is None:
+        return params
+    pairs = head_dim // 2
+    if len(preset.rotary_pair_freqs) != pairs:
+        raise ValueError(f"rotary_pair_freqs has {len(preset.rotary_pair_freqs)} entries; head_dim/2 = {pairs}")
+    # LongRoPE: inv_freq[i] = 1 / (factor[i] * theta ** (i / pairs)); factor 1 and attention_factor 1 scale nothing.
+    factors = [preset.rope_theta ** (-i / pairs) / f for i, f in enumerate(preset.rotary_pair_freqs)]
+    return {
+        **params,
+        "rope_type": "longrope",
+        "short_factor": factors,
+        "long_factor": factors,
+        "factor": 1.0,
+        "attention_factor": 1.0,
+        "original_max_position_embeddings": MAX_POSITIONS,
+    }
 
 
 def build_model(preset: Preset, tokenizer: Qwen2Tokenizer, seed: int) -> Qwen2VLForConditionalGeneration:
@@ -110,12 +151,8 @@ def build_model(preset: Preset, tokenizer: Qwen2Tokenizer, seed: int) -> Qwen2VL
             "num_hidden_layers": preset.num_hidden_layers,
             "num_attention_heads": preset.num_attention_heads,
             "num_key_value_heads": preset.num_key_value_heads,
-            "max_position_embeddings": 4096,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": preset.rope_theta,
-                "mrope_section": list(preset.mrope_section),
-            },
+            "max_position_embeddings": MAX_POSITIONS,
+            "rope_parameters": _rope_parameters(preset, head_dim),
             "tie_word_embeddings": False,
             "bos_token_id": ids["<|endoftext|>"],
             "eos_token_id": ids["<|im_end|>"],
