@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from tinyrs_demo.questions import COT_BUILDERS, human_text, qa_caption, qa_multi, qa_text
+from tinyrs_demo.questions import COT_BUILDERS, cot_answer, human_text, qa_caption, qa_multi, qa_text
 from tinyrs_demo.scenes import TEST_SIZES
 from tinyrs_demo.vocabulary import (
     BACKGROUND_LOOK,
@@ -74,7 +74,7 @@ def corpus_texts() -> list[str]:
     builders = [*COT_BUILDERS, qa_caption, qa_multi, qa_text]
     for i in range(40 * len(builders)):
         qa = builders[i % len(builders)](rng, TEST_SIZES, i // len(builders))
-        texts += [human_text(qa), qa.answer, f"<reasoning>{qa.reasoning}</reasoning><answer>{qa.answer}</answer>"]
+        texts += [human_text(qa), qa.answer, cot_answer(qa)]
         if qa.pixel_answer:
             texts.append(qa.pixel_answer)
     return texts

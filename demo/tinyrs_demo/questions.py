@@ -119,6 +119,11 @@ def _plural_phrase(n: int, kind: str) -> str:
     return f"{n} {kind if n == 1 else PLURALS[kind]}"
 
 
+def cot_answer(qa: QA) -> str:
+    """The assistant turn of a CoT-SFT record: the reasoning, then the answer, in the reasoning template's tags."""
+    return f"<reasoning>{qa.reasoning}</reasoning><answer>{qa.answer}</answer>"
+
+
 def human_text(qa: QA) -> str:
     """The user turn of a list record: one ``<image>`` line per scene, then the prompt."""
     return "<image>\n" * len(qa.scenes) + qa.prompt_text

@@ -29,6 +29,7 @@ from tinyrs_demo.questions import (
     SCALES,
     SFT_BUILDERS,
     Sizes,
+    cot_answer,
     cot_count,
     eval_builder,
     human_text,
@@ -72,7 +73,7 @@ def _list_record(rid: str, qa: QA, images: list[str], cot: bool) -> dict:
     turns = []
     if cot:
         turns.append({"from": "system", "value": REASONING_SYSTEM_PROMPT})
-        answer = f"<reasoning>{qa.reasoning}</reasoning><answer>{qa.answer}</answer>"
+        answer = cot_answer(qa)
     else:
         answer = qa.answer
     turns += [{"from": "human", "value": human_text(qa)}, {"from": "gpt", "value": answer}]
