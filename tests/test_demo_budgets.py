@@ -16,11 +16,9 @@ import pytest
 import run_demo
 import yaml
 
-from tinyrs_demo.corpus import corpus_texts
 from tinyrs_demo.questions import COT_BUILDERS, QA, cot_answer, eval_builder
 from tinyrs_demo.scenes import TEST_SIZES, TRAIN_SIZES
-from tinyrs_demo.tiny_model import PRESETS
-from tinyrs_demo.tokenizer import BASE_CORPUS, train_tokenizer
+from tinyrs_demo.tiny_model import PRESETS, preset_tokenizer
 from tinyrs_demo.vocabulary import BENCHMARKS
 
 
@@ -31,8 +29,7 @@ END_OF_TURN = 1  # <|im_end|> ends every generated answer and counts against the
 
 @functools.cache
 def small_tokenizer():
-    spec = PRESETS["small"]
-    return train_tokenizer(BASE_CORPUS + corpus_texts(), spec.bpe_vocab_size, spec.whole_reasoning_tags)
+    return preset_tokenizer(PRESETS["small"])
 
 
 def _tokens(text: str) -> int:
@@ -40,7 +37,7 @@ def _tokens(text: str) -> int:
 
 
 def _longest(qas: list[QA], render) -> tuple[int, str]:
-    return max((_tokens(render(qa)), render(qa)) for qa in qas)
+    return max((_tokens(text), text) for text in map(render, qas))
 
 
 def _draw(builder, sizes) -> list[QA]:

@@ -191,6 +191,11 @@ def build_model(preset: Preset, tokenizer: Qwen2Tokenizer, seed: int) -> Qwen2VL
     return model
 
 
+def preset_tokenizer(spec: Preset) -> Qwen2Tokenizer:
+    """The byte-level BPE tokenizer a checkpoint of `spec` ships with (trained on the demo's own texts)."""
+    return train_tokenizer(BASE_CORPUS + corpus_texts(), spec.bpe_vocab_size, spec.whole_reasoning_tags)
+
+
 def build_tiny_model(
     output_dir: str | Path,
     preset: str = "tiny",
@@ -207,7 +212,7 @@ def build_tiny_model(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    tokenizer = train_tokenizer(BASE_CORPUS + corpus_texts(), spec.bpe_vocab_size, spec.whole_reasoning_tags)
+    tokenizer = preset_tokenizer(spec)
     processor = build_processor(tokenizer, min_pixels, max_pixels)
     model = build_model(spec, tokenizer, seed)
     model.save_pretrained(out)
