@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     timings["sft"] = stage(
         "sft", sft_command(out, "sft", out / "pretrain", data / "sft.json", budget.sft_epochs, budget)
     )
-    cot_lrs = ("--learning_rate", budget.cot_lr, "--merger_lr", budget.cot_lr, "--vision_lr", budget.cot_lr)
+    cot_lrs = ("--learning_rate", budget.cot_lr, "--merger_lr", budget.cot_lr)
     cot = sft_command(out, "cot_sft", out / "sft", data / "cot_sft.json", budget.cot_epochs, budget, cot_lrs)
     timings["cot_sft"] = stage("cot_sft", cot)
     timings["grpo"] = stage("grpo", grpo_command(out, out / "cot_sft", budget))
