@@ -42,8 +42,8 @@ def tokens_and_labels() -> tuple[torch.Tensor, torch.Tensor]:
         scenes.append(make_scene(rng, (SIZE, SIZE), rng.choice(SCENE_CLASSES), counts))
     inputs = processor.image_processor(images=[render(s) for s in scenes], return_tensors="pt")
     with torch.no_grad():
-        out = visual(inputs["pixel_values"], grid_thw=inputs["image_grid_thw"])
-    tokens = (out if torch.is_tensor(out) else out.pooler_output).reshape(IMAGES, CELLS, -1)
+        merged = visual(inputs["pixel_values"], grid_thw=inputs["image_grid_thw"]).pooler_output  # after the merger
+    tokens = merged.reshape(IMAGES, CELLS, -1)
     labels = torch.zeros(IMAGES, CELLS, dtype=torch.long)
     for i, scene in enumerate(scenes):
         for obj in scene.objects:
