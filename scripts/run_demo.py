@@ -290,6 +290,15 @@ def _predictions(out: Path, stage: str, bench: dict) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+BOX = re.compile(r"\[\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*\]")
+
+
+def _first_box(answer: object) -> tuple[int, ...] | None:
+    """The first [x1, y1, x2, y2] of an answer, None when it holds none (text, a malformed answer)."""
+    match = BOX.search(answer if isinstance(answer, str) else json.dumps(answer))
+    return None if match is None else tuple(int(v) for v in match.groups())
+
+
 def diagnostics(out: Path) -> str:
     """What the headline scores hide, per stage: presence split by case (HR and LR together) and how many distinct
     boxes the grounding answers hold (a model that answers one box for every image can still hit some)."""
@@ -309,11 +318,9 @@ def diagnostics(out: Path) -> str:
         presence.append(f"{stage}: " + ", ".join(f"{c} {right[c]}/{asked[c]}" for c in PRESENCE_CASES))
         grounding = [b for b in results.values() if b["task_type"] == "bbox"]
         answers = {
-            json.dumps(row["extracted_answer"])
-            for bench in grounding
-            for row in _predictions(out, stage, bench)
-            if row["extracted_answer"] is not None
+            _first_box(row["extracted_answer"]) for bench in grounding for row in _predictions(out, stage, bench)
         }
+        answers.discard(None)
         boxes.append(f"{stage}: {len(answers)}")
     return (
         "Presence answers right by case (HR and LR together): " + " | ".join(presence) + ".\n\n"

@@ -58,9 +58,11 @@ def test_diagnostics_counts_cases_and_distinct_boxes(tmp_path, monkeypatch):
     (out / "data").mkdir(parents=True)
     (out / "data" / "scenes.json").write_text(json.dumps(scenes))
     monkeypatch.setattr(run_demo, "STAGES", [("any_object", "", False), ("blind", "", False)])
-    # "yes if any object": right on the first two cases, wrong on the third; one box for everything, one malformed
-    _write_stage(out, "any_object", [True, True, False], [[[0, 0, 500, 500]], [[0, 0, 500, 500]], None])
-    _write_stage(out, "blind", [False, True, True], [[[0, 0, 500, 500]], [[250, 0, 750, 500]], [[0, 0, 1, 1]]])
+    # "yes if any object": right on the first two cases, wrong on the third; one box for everything, then a malformed
+    # answer and a text without a box, which are no boxes
+    answers = ["[[0, 0, 500, 500]]", [[0, 0, 500, 500]], None, "An aerial image of a sandy desert with 3 buildings."]
+    _write_stage(out, "any_object", [True, True, False], answers)
+    _write_stage(out, "blind", [False, True, True], ["[[0, 0, 500, 500]]", "[[250, 0, 750, 500]]", "[0, 0, 1, 1]"])
 
     text = run_demo.diagnostics(out)
 
