@@ -21,7 +21,6 @@ import functools
 import hashlib
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -29,6 +28,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from demo_diagnostics import diagnostics
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -266,68 +267,6 @@ def summary_table(out: Path) -> str:
     return "\n".join(rows) + "\n"
 
 
-PRESENCE_BENCHMARKS = ("vqa_HR-pre", "vqa_LR-pre")
-PRESENCE_CASES = ("asked kind shown", "empty scene", "other kinds only")
-
-
-def presence_case(question: str, scene: dict) -> str:
-    """Which of PRESENCE_CASES a presence question is: a model that answers "is there *any* object" gets the first two
-    right and the third wrong, so the headline score alone cannot tell it from one that finds the named object."""
-    from tinyrs_demo.vocabulary import Q_PRESENCE  # the template the demo data asks with
-
-    pattern = re.escape(Q_PRESENCE).replace(re.escape("{kind}"), "(?P<kind>.+?)")
-    match = re.search(pattern, question)
-    if match is None:
-        raise ValueError(f"not a demo presence question: {question!r}")
-    kinds = {obj["kind"] for obj in scene["objects"]}
-    if match["kind"] in kinds:
-        return PRESENCE_CASES[0]
-    return PRESENCE_CASES[1] if not kinds else PRESENCE_CASES[2]
-
-
-def _predictions(out: Path, stage: str, bench: dict) -> list[dict]:
-    path = out / "eval" / stage / bench["predictions"]
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-BOX = re.compile(r"\[\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*\]")
-
-
-def _first_box(answer: object) -> tuple[int, ...] | None:
-    """The first [x1, y1, x2, y2] of an answer, None when it holds none (text, a malformed answer)."""
-    match = BOX.search(answer if isinstance(answer, str) else json.dumps(answer))
-    return None if match is None else tuple(int(v) for v in match.groups())
-
-
-def diagnostics(out: Path) -> str:
-    """What the headline scores hide, per stage: presence split by case (HR and LR together) and how many distinct
-    boxes the grounding answers hold (a model that answers one box for every image can still hit some)."""
-    scenes = json.loads((out / "data" / "scenes.json").read_text(encoding="utf-8"))
-    data_dir = (out / "data").resolve()
-    presence, boxes = [], []
-    for stage, _, _ in STAGES:
-        results = json.loads((out / "eval" / stage / "results.json").read_text(encoding="utf-8"))["benchmarks"]
-        right = dict.fromkeys(PRESENCE_CASES, 0)
-        asked = dict.fromkeys(PRESENCE_CASES, 0)
-        for key in PRESENCE_BENCHMARKS:
-            for row in _predictions(out, stage, results[key]):
-                scene = scenes[Path(row["image"]).resolve().relative_to(data_dir).as_posix()]
-                case = presence_case(row["question"], scene)
-                asked[case] += 1
-                right[case] += row["score"]["strict"] == 1.0
-        presence.append(f"{stage}: " + ", ".join(f"{c} {right[c]}/{asked[c]}" for c in PRESENCE_CASES))
-        grounding = [b for b in results.values() if b["task_type"] == "bbox"]
-        answers = {
-            _first_box(row["extracted_answer"]) for bench in grounding for row in _predictions(out, stage, bench)
-        }
-        answers.discard(None)
-        boxes.append(f"{stage}: {len(answers)}")
-    return (
-        "Presence answers right by case (HR and LR together): " + " | ".join(presence) + ".\n\n"
-        "Distinct boxes among the grounding answers: " + " | ".join(boxes) + ".\n"
-    )
-
-
 def _headline(bench: dict, mode: str) -> float | None:
     metric = "precision@0.5" if bench["task_type"] == "bbox" else "accuracy"
     return bench[mode].get(metric)
@@ -393,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     timing_line = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items() if v)
     summary = (
         f"# TinyRS demo summary\n\nStrict and legacy scores (%) of every stage's checkpoint on the demo "
-        f"benchmarks (`--task all`).\n\n{table}\n{diagnostics(out)}\n"
+        f"benchmarks (`--task all`).\n\n{table}\n{diagnostics(out, [s for s, _, _ in STAGES])}\n"
         f"Stage timings this run: {timing_line or 'all reused'}; "
         f"total {total:.0f} s.\n\nCommit {_commit()}, training seed {budget.seed}, {DEMO_THREADS} threads per "
         f"process, {time.strftime('%Y-%m-%d')}.\n"

@@ -1,11 +1,11 @@
-"""The demo summary's diagnostics: presence split by case and distinct grounding boxes, read from the predictions."""
+"""scripts/demo_diagnostics.py: presence split by case and distinct grounding boxes, read from the predictions."""
 
 from __future__ import annotations
 
 import json
 
+import demo_diagnostics
 import pytest
-import run_demo
 
 
 SHIP = {"kind": "ship", "box": [0, 0, 10, 10]}
@@ -21,14 +21,14 @@ def _question(kind: str) -> str:
     [([SHIP, PLANE], "asked kind shown"), ([], "empty scene"), ([PLANE], "other kinds only")],
 )
 def test_presence_case(objects, case):
-    assert run_demo.presence_case(_question("ship"), {"objects": objects}) == case
+    assert demo_diagnostics.presence_case(_question("ship"), {"objects": objects}) == case
 
 
 def test_presence_case_reads_two_word_kinds_and_refuses_other_questions():
     tank = {"kind": "storage tank", "box": [0, 0, 10, 10]}
-    assert run_demo.presence_case(_question("storage tank"), {"objects": [tank]}) == "asked kind shown"
+    assert demo_diagnostics.presence_case(_question("storage tank"), {"objects": [tank]}) == "asked kind shown"
     with pytest.raises(ValueError, match="not a demo presence question"):
-        run_demo.presence_case("<image>\nHow many ships are there?", {"objects": []})
+        demo_diagnostics.presence_case("<image>\nHow many ships are there?", {"objects": []})
 
 
 def _write_stage(out, stage: str, presence_right: list[bool], boxes: list) -> None:
@@ -49,7 +49,7 @@ def _write_stage(out, stage: str, presence_right: list[bool], boxes: list) -> No
     (folder / "results.json").write_text(json.dumps({"benchmarks": benchmarks}))
 
 
-def test_diagnostics_counts_cases_and_distinct_boxes(tmp_path, monkeypatch):
+def test_diagnostics_counts_cases_and_distinct_boxes(tmp_path):
     out = tmp_path / "demo_out"
     scenes = {}
     for key in ("vqa_HR-pre", "vqa_LR-pre"):  # per benchmark: ship shown, empty, plane only
@@ -57,14 +57,13 @@ def test_diagnostics_counts_cases_and_distinct_boxes(tmp_path, monkeypatch):
             scenes[f"eval/{key}_{i}.png"] = {"objects": objects}
     (out / "data").mkdir(parents=True)
     (out / "data" / "scenes.json").write_text(json.dumps(scenes))
-    monkeypatch.setattr(run_demo, "STAGES", [("any_object", "", False), ("blind", "", False)])
     # "yes if any object": right on the first two cases, wrong on the third; one box for everything, then a malformed
     # answer and a text without a box, which are no boxes
     answers = ["[[0, 0, 500, 500]]", [[0, 0, 500, 500]], None, "An aerial image of a sandy desert with 3 buildings."]
     _write_stage(out, "any_object", [True, True, False], answers)
     _write_stage(out, "blind", [False, True, True], ["[[0, 0, 500, 500]]", "[[250, 0, 750, 500]]", "[0, 0, 1, 1]"])
 
-    text = run_demo.diagnostics(out)
+    text = demo_diagnostics.diagnostics(out, ["any_object", "blind"])
 
     assert "any_object: asked kind shown 2/2, empty scene 2/2, other kinds only 0/2" in text
     assert "blind: asked kind shown 0/2, empty scene 2/2, other kinds only 2/2" in text
