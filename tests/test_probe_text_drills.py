@@ -1,0 +1,60 @@
+"""scripts/probe_text_drills.py: drills mean what they say, held-out prompts are new, and the score has teeth."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import probe_text_drills as drills
+import pytest
+
+
+@pytest.mark.parametrize("task", drills.TASKS)
+def test_answers_follow_from_the_prompt(task):
+    rng = random.Random(0)
+    for _ in range(300):
+        prompt, answer = drills.drill(task, rng)
+        if task == "copy":
+            assert prompt == f"Repeat this word: {answer}" and answer in drills.WORDS
+        elif task == "membership":
+            listed, word = re.fullmatch(r"List: (.*)\. Is (.*) in the list\?", prompt).groups()
+            assert answer == ("yes" if word in listed.split(", ") else "no")
+        else:
+            word = re.match(r"Which option is (.*)\?\n", prompt).group(1)
+            options = dict(re.findall(r"^([A-D])\. (.*)$", prompt, flags=re.M))
+            assert options[answer] == word and list(options) == list("ABCD")[: len(options)]
+            assert any(set(options.values()) <= set(pool) for pool in drills.OPTION_POOLS)
+
+
+def test_written_drills_are_balanced_and_held_out(tmp_path):
+    train, held = drills.write_drills("membership", 600, tmp_path / "m")
+    listing = json.loads(train.read_text())
+    heldout = json.loads(held.read_text())
+    assert len(listing) == 600 and len(heldout) == drills.HELDOUT
+    assert all("image" not in r and r["conversations"][0]["from"] == "human" for r in listing)
+    yes = sum(r["conversations"][1]["value"] == "yes" for r in listing)
+    assert 0.4 * 600 <= yes <= 0.6 * 600
+    prompts = {r["conversations"][0]["value"] for r in listing}
+    assert not prompts & {p for p, _ in heldout}
+    # Same seed, same files; another seed, other drills.
+    again, _ = drills.write_drills("membership", 600, tmp_path / "m2")
+    other, _ = drills.write_drills("membership", 600, tmp_path / "m3", seed=1)
+    assert again.read_text() == train.read_text() != other.read_text()
+
+
+def test_score_rewards_the_right_answers_only(tmp_path):
+    _, held = drills.write_drills("membership", 50, tmp_path / "m")
+    heldout = json.loads(held.read_text())
+    truth = dict(map(tuple, heldout))
+    assert drills.score(lambda p: f" {truth[p]}\n", heldout) == 1.0
+    # Negative control: one constant answer scores what the answer balance allows, nowhere near the oracle.
+    assert 0.3 <= drills.score(lambda p: "yes", heldout) <= 0.7
+    with pytest.raises(ValueError, match="empty"):
+        drills.score(lambda p: "yes", [])
+
+
+def test_greedy_answerer_runs_on_the_tiny_checkpoint(tiny_model_dir):
+    answer = drills.greedy_answerer(str(tiny_model_dir), max_new_tokens=3)
+    first, second = answer("Repeat this word: forest"), answer("Repeat this word: forest")
+    assert isinstance(first, str) and first == second  # greedy: deterministic
