@@ -59,10 +59,14 @@ class Budget:
     data_scale: str = "full"
     model_preset: str = "small"
     pretrain_epochs: float = 1.0
-    sft_epochs: float = 4.0
+    # SFT at 3e-4 for 8 epochs rather than the recipe's 1e-3 for 4: finding a named object among the visual tokens
+    # (presence with other kinds in view) only starts to be learnt at the lower rate, which needs the longer run for
+    # grounding (seed 0: grounding 66% -> 84% with 26 distinct boxes instead of 17, presence LR 68% -> 76%).
+    sft_epochs: float = 8.0
+    sft_lr: str = "3e-4"
     cot_epochs: float = 3.0
-    # CoT-SFT continues from the SFT model at a gentler rate than SFT's 1e-3 (which made it forget classification
-    # when the loss was a token mean); at 3e-4 for 130 steps the reasoning texts came out garbled.
+    # CoT-SFT continues from the SFT model at 7e-4 (1e-3 made it forget classification when the loss was a token
+    # mean); at 3e-4 for 130 steps the reasoning texts came out garbled.
     cot_lr: str = "7e-4"
     grpo_steps: int = 120
     eval_limit: int | None = None
@@ -317,9 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     timings["base"] = stage("base", [*make_base, "--output_dir", str(out / "base")])
     pretrain = sft_command(out, "pretrain", out / "base", data / "pretrain.json", budget.pretrain_epochs, budget)
     timings["pretrain"] = stage("pretrain", pretrain)
-    timings["sft"] = stage(
-        "sft", sft_command(out, "sft", out / "pretrain", data / "sft.json", budget.sft_epochs, budget)
-    )
+    sft_lrs = ("--learning_rate", budget.sft_lr, "--merger_lr", budget.sft_lr)
+    sft = sft_command(out, "sft", out / "pretrain", data / "sft.json", budget.sft_epochs, budget, sft_lrs)
+    timings["sft"] = stage("sft", sft)
     cot_lrs = ("--learning_rate", budget.cot_lr, "--merger_lr", budget.cot_lr)
     cot = sft_command(out, "cot_sft", out / "sft", data / "cot_sft.json", budget.cot_epochs, budget, cot_lrs)
     timings["cot_sft"] = stage("cot_sft", cot)
