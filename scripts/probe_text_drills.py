@@ -7,6 +7,9 @@ among the visual tokens, or the option whose text is the answer. These drills as
 - ``copy``: "Repeat this word: X" -> X. Moves a token to the answer by its position (positive control).
 - ``membership``: "List: a, b, c, d. Is X in the list?" -> yes/no. Finds a token by its content, as presence must.
 - ``lookup``: "Which option is X?" over an LHRS-Bench option block -> the letter of X, as LHRS-Bench must.
+- ``membership_first``: "Is X in this list: a, b, c, d?" -> yes/no. Membership with the asked word first, so each
+  listed word can look back at it; in ``membership`` the asked word comes last and also matches itself, which tells
+  whether that confound is what stalls the content match.
 
 The words are the demo's own (scene classes, colours, quadrants, kinds). ``write`` makes a training list (the LLaVA
 format the SFT trainer reads; no images) and a held-out set whose prompts never occur in it; train with the SFT CLI;
@@ -31,7 +34,7 @@ from pathlib import Path
 from tinyrs_demo.vocabulary import COLOUR_NAMES, COUNTABLE_KINDS, MC_SUFFIX, PLURALS, QUADRANTS, SCENE_CLASSES
 
 
-TASKS = ("copy", "membership", "lookup")
+TASKS = ("copy", "membership", "lookup", "membership_first")
 WORDS = tuple(sorted({*SCENE_CLASSES, *COLOUR_NAMES.values(), *QUADRANTS, *PLURALS.values(), *COUNTABLE_KINDS}))
 # Option pools of the demo's LHRS-Bench questions: an option block never mixes pools, as in the benchmark.
 OPTION_POOLS = (
@@ -49,11 +52,14 @@ def drill(task: str, rng: random.Random) -> tuple[str, str]:
     if task == "copy":
         word = rng.choice(WORDS)
         return f"Repeat this word: {word}", word
-    if task == "membership":
+    if task in ("membership", "membership_first"):
         listed = rng.sample(WORDS, 4)
         present = rng.random() < 0.5
         word = rng.choice(listed) if present else rng.choice([w for w in WORDS if w not in listed])
-        return f"List: {', '.join(listed)}. Is {word} in the list?", "yes" if present else "no"
+        answer = "yes" if present else "no"
+        if task == "membership_first":
+            return f"Is {word} in this list: {', '.join(listed)}?", answer
+        return f"List: {', '.join(listed)}. Is {word} in the list?", answer
     if task == "lookup":
         pool = rng.choice(OPTION_POOLS)
         options = rng.sample(pool, 2 if rng.random() < 0.2 else min(4, len(pool)))

@@ -20,6 +20,9 @@ def test_answers_follow_from_the_prompt(task):
         elif task == "membership":
             listed, word = re.fullmatch(r"List: (.*)\. Is (.*) in the list\?", prompt).groups()
             assert answer == ("yes" if word in listed.split(", ") else "no")
+        elif task == "membership_first":
+            word, listed = re.fullmatch(r"Is (.*) in this list: (.*)\?", prompt).groups()
+            assert answer == ("yes" if word in listed.split(", ") else "no")
         else:
             word = re.match(r"Which option is (.*)\?\n", prompt).group(1)
             options = dict(re.findall(r"^([A-D])\. (.*)$", prompt, flags=re.M))
