@@ -45,7 +45,7 @@ def tie_query_key(model, layers: list[int], kv_groups: list[int], std: float, se
     per_group = config.num_attention_heads // config.num_key_value_heads
     dims = still_dims(model)
     if not dims:
-        raise ValueError("the model has no rotary pair turning under 0.01 rad per position")
+        raise ValueError(f"the model has no rotary pair turning under {STILL_BELOW} rad per position")
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for layer in layers:

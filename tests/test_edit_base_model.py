@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import edit_base_model as edit
 import pytest
 import torch
@@ -85,9 +87,7 @@ def test_cli_writes_a_loadable_copy_without_stage_files(tiny_model_dir, tmp_path
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     source = tmp_path / "base"
-    source.mkdir()
-    for item in tiny_model_dir.iterdir():
-        (source / item.name).write_bytes(item.read_bytes())
+    shutil.copytree(tiny_model_dir, source)
     (source / "DONE").write_text("stage marker\n")
     (source / "log.txt").write_text("stage log\n")
     out = tmp_path / "scaled"
