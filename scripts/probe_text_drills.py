@@ -10,6 +10,9 @@ among the visual tokens, or the option whose text is the answer. These drills as
 - ``membership_first``: "Is X in this list: a, b, c, d?" -> yes/no. Membership with the asked word first, so each
   listed word can look back at it; in ``membership`` the asked word comes last and also matches itself, which tells
   whether that confound is what stalls the content match.
+- ``membership_dense`` and ``lookup_dense``: four membership questions, or the letters of all four options, in one
+  answer ("yes, no, no, yes"; "D, C, A, B"). Four supervised lookups per record instead of one, which tells whether
+  the skill is starved of signal (one answer token per drill) rather than slow to form.
 
 The words are the demo's own (scene classes, colours, quadrants, kinds). ``write`` makes a training list (the LLaVA
 format the SFT trainer reads; no images) and a held-out set whose prompts never occur in it; train with the SFT CLI;
@@ -34,7 +37,7 @@ from pathlib import Path
 from tinyrs_demo.vocabulary import COLOUR_NAMES, COUNTABLE_KINDS, MC_SUFFIX, PLURALS, QUADRANTS, SCENE_CLASSES
 
 
-TASKS = ("copy", "membership", "lookup", "membership_first")
+TASKS = ("copy", "membership", "lookup", "membership_first", "membership_dense", "lookup_dense")
 WORDS = tuple(sorted({*SCENE_CLASSES, *COLOUR_NAMES.values(), *QUADRANTS, *PLURALS.values(), *COUNTABLE_KINDS}))
 # Option pools of the demo's LHRS-Bench questions: an option block never mixes pools, as in the benchmark.
 OPTION_POOLS = (
@@ -66,6 +69,19 @@ def drill(task: str, rng: random.Random) -> tuple[str, str]:
         word = rng.choice(options)
         block = "\n".join(f"{'ABCD'[i]}. {o}" for i, o in enumerate(options))
         return f"Which option is {word}?\n{block}\n{MC_SUFFIX}", "ABCD"[options.index(word)]
+    if task == "membership_dense":
+        listed = rng.sample(WORDS, 4)
+        asked = [
+            rng.choice(listed) if rng.random() < 0.5 else rng.choice([w for w in WORDS if w not in listed])
+            for _ in range(4)
+        ]
+        answers = ", ".join("yes" if w in listed else "no" for w in asked)
+        return f"List: {', '.join(listed)}. Which are in the list: {', '.join(asked)}?", answers
+    if task == "lookup_dense":
+        options = rng.sample(rng.choice([p for p in OPTION_POOLS if len(p) >= 4]), 4)
+        asked = rng.sample(options, 4)
+        block = "\n".join(f"{'ABCD'[i]}. {o}" for i, o in enumerate(options))
+        return f"{block}\nLetters of: {', '.join(asked)}", ", ".join("ABCD"[options.index(w)] for w in asked)
     raise ValueError(f"unknown drill task {task!r}; choose one of {TASKS}")
 
 
@@ -98,6 +114,19 @@ def score(answer: Callable[[str], str], heldout: list[list[str]]) -> float:
     if not heldout:
         raise ValueError("empty held-out set")
     return sum(answer(prompt).strip() == expected for prompt, expected in heldout) / len(heldout)
+
+
+def item_score(answer: Callable[[str], str], heldout: list[list[str]]) -> float:
+    """Share of the comma-separated items of the expected answers that the answers get right, item by item in order
+    (the dense drills' measure; a one-item answer counts as one item)."""
+    expected = [[item.strip() for item in e.split(",")] for _, e in heldout]
+    if not expected:
+        raise ValueError("empty held-out set")
+    right = 0
+    for (prompt, _), items in zip(heldout, expected):
+        got = [item.strip() for item in answer(prompt).split(",")]
+        right += sum(g == e for g, e in zip(got, items))
+    return right / sum(map(len, expected))
 
 
 def greedy_answerer(checkpoint: str, max_new_tokens: int = 8) -> Callable[[str], str]:
@@ -136,9 +165,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {train} ({args.records} drills) and {held} ({HELDOUT} held out)")
         return 0
     heldout = json.loads(args.heldout.read_text(encoding="utf-8"))
-    accuracy = score(greedy_answerer(args.checkpoint), heldout)
+    dense = any("," in expected for _, expected in heldout)
+    answers: dict[str, str] = {}
+    answerer = greedy_answerer(args.checkpoint, max_new_tokens=16 if dense else 8)
+
+    def cached(prompt: str) -> str:
+        if prompt not in answers:
+            answers[prompt] = answerer(prompt)
+        return answers[prompt]
+
+    accuracy = score(cached, heldout)
     right = round(accuracy * len(heldout))
-    print(f"{args.checkpoint}: {right}/{len(heldout)} held-out drills right ({100 * accuracy:.1f}%)")
+    line = f"{args.checkpoint}: {right}/{len(heldout)} held-out drills right ({100 * accuracy:.1f}%)"
+    if dense:
+        line += f"; {100 * item_score(cached, heldout):.1f}% of their items right"
+    print(line)
     return 0
 
 

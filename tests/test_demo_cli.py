@@ -3,6 +3,7 @@ wrappers in scripts/ (same flags; exit status 2 for usage, 1 for a failure while
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,21 @@ def test_unknown_scale_and_preset_are_usage_errors(tmp_path: Path) -> None:
     assert exit_info.value.code == 2
 
 
+def test_size_flag_builds_the_resized_preset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "deep"
+    assert cli.model_main(["--preset", "tiny", "--size", "num_hidden_layers=3", "--output_dir", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["text_config"]["num_hidden_layers"] == 3
+    assert "tiny num_hidden_layers=3 Qwen2-VL checkpoint" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        cli.model_main(["--preset", "tiny", "--size", "num_hidden_layers", "--output_dir", str(tmp_path / "x")])
+    assert exit_info.value.code == 2
+    assert "expected FIELD=N" in capsys.readouterr().err
+    assert cli.model_main(["--preset", "tiny", "--size", "layers=3", "--output_dir", str(tmp_path / "y")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot resize layers") and err.count("\n") == 1, err
+    assert not (tmp_path / "y").exists()
+
+
 def test_unwritable_output_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
@@ -68,7 +84,7 @@ def test_module_entry_writes_the_same_data_as_the_library(
     ("script", "flags"),
     [
         ("make_demo_data.py", ["--output_dir", "--seed", "--scale"]),
-        ("make_tiny_model.py", ["--preset", "--output_dir", "--seed", "--min_pixels", "--max_pixels"]),
+        ("make_tiny_model.py", ["--preset", "--output_dir", "--seed", "--min_pixels", "--max_pixels", "--size"]),
     ],
 )
 def test_wrapper_scripts_keep_their_flags(script: str, flags: list[str]) -> None:

@@ -23,6 +23,15 @@ def test_answers_follow_from_the_prompt(task):
         elif task == "membership_first":
             word, listed = re.fullmatch(r"Is (.*) in this list: (.*)\?", prompt).groups()
             assert answer == ("yes" if word in listed.split(", ") else "no")
+        elif task == "membership_dense":
+            listed, asked = re.fullmatch(r"List: (.*)\. Which are in the list: (.*)\?", prompt).groups()
+            expected = ["yes" if w in listed.split(", ") else "no" for w in asked.split(", ")]
+            assert answer.split(", ") == expected and len(expected) == 4
+        elif task == "lookup_dense":
+            options = dict(re.findall(r"^([A-D])\. (.*)$", prompt, flags=re.M))
+            asked = re.search(r"\nLetters of: (.*)$", prompt).group(1).split(", ")
+            letters = answer.split(", ")
+            assert [options[letter] for letter in letters] == asked and sorted(letters) == list("ABCD")
         else:
             word = re.match(r"Which option is (.*)\?\n", prompt).group(1)
             options = dict(re.findall(r"^([A-D])\. (.*)$", prompt, flags=re.M))
@@ -55,6 +64,15 @@ def test_score_rewards_the_right_answers_only(tmp_path):
     assert 0.3 <= drills.score(lambda p: "yes", heldout) <= 0.7
     with pytest.raises(ValueError, match="empty"):
         drills.score(lambda p: "yes", [])
+
+
+def test_item_score_counts_items_in_order():
+    heldout = [["p1", "yes, no, no, yes"], ["p2", "A, B"]]
+    assert drills.item_score(lambda p: {"p1": "yes, no, no, yes", "p2": "A, B"}[p], heldout) == 1.0
+    # Right items in the wrong order, or a truncated answer, count only where they line up.
+    assert drills.item_score(lambda p: {"p1": "no, yes, yes, no", "p2": "A"}[p], heldout) == 1 / 6
+    with pytest.raises(ValueError, match="empty"):
+        drills.item_score(lambda p: "", [])
 
 
 def test_greedy_answerer_runs_on_the_tiny_checkpoint(tiny_model_dir):

@@ -181,3 +181,33 @@ def test_small_preset_keeps_still_pairs_for_matching_by_content():
     for section in sections:
         still = [f for f in section if f * 200 < 0.5]  # under half a radian across a 200-token demo prompt
         assert len(still) >= 2, sections
+
+
+def test_size_overrides_change_only_the_named_sizes(tmp_path):
+    from transformers import AutoConfig
+
+    from tinyrs_demo.tiny_model import build_tiny_model
+
+    plain = AutoConfig.from_pretrained(build_tiny_model(tmp_path / "plain", preset="tiny"))
+    deep = build_tiny_model(tmp_path / "deep", preset="tiny", sizes={"num_hidden_layers": 3})
+    deeper = AutoConfig.from_pretrained(deep)
+    assert (plain.text_config.num_hidden_layers, deeper.text_config.num_hidden_layers) == (2, 3)
+    assert deeper.text_config.hidden_size == plain.text_config.hidden_size
+    assert deeper.text_config.rope_parameters == plain.text_config.rope_parameters
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [
+        ({"rope_theta": 10}, "cannot resize rope_theta"),
+        ({"num_hidden_layers": 0}, "positive integers"),
+        ({"num_attention_heads": 2}, "head width"),  # tiny: hidden 64 / 2 heads = 32, its rotary layout needs 16
+        ({"num_key_value_heads": 3}, "not a multiple"),
+    ],
+)
+def test_size_overrides_refuse_what_the_preset_cannot_take(tmp_path, sizes, message):
+    from tinyrs_demo.tiny_model import build_tiny_model
+
+    with pytest.raises(ValueError, match=message):
+        build_tiny_model(tmp_path / "m", preset="tiny", sizes=sizes)
+    assert not (tmp_path / "m").exists()

@@ -48,6 +48,21 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights (default: 0)")
     parser.add_argument("--min_pixels", type=int, default=DEFAULT_MIN_PIXELS, help="image processor lower bound")
     parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS, help="image processor upper bound")
+    parser.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        type=_size_item,
+        metavar="FIELD=N",
+        help="change one size of the preset, e.g. num_hidden_layers=8 (repeatable; for width/depth probes)",
+    )
+
+
+def _size_item(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    if not sep or not value.strip().lstrip("-").isdigit():
+        raise argparse.ArgumentTypeError(f"expected FIELD=N with an integer N, got {text!r}")
+    return name.strip(), int(value)
 
 
 def run_data(args: argparse.Namespace) -> int:
@@ -67,9 +82,11 @@ def run_data(args: argparse.Namespace) -> int:
 def run_model(args: argparse.Namespace) -> int:
     from tinyrs_demo.tiny_model import build_tiny_model, count_parameters
 
-    out = build_tiny_model(args.output_dir, args.preset, args.seed, args.min_pixels, args.max_pixels)
+    sizes = dict(args.size)
+    out = build_tiny_model(args.output_dir, args.preset, args.seed, args.min_pixels, args.max_pixels, sizes)
     n_params = count_parameters(Path(out))
-    sys.stdout.write(f"wrote {args.preset} Qwen2-VL checkpoint ({n_params / 1e6:.2f} M parameters) to {out}\n")
+    label = args.preset + "".join(f" {name}={value}" for name, value in sizes.items())
+    sys.stdout.write(f"wrote {label} Qwen2-VL checkpoint ({n_params / 1e6:.2f} M parameters) to {out}\n")
     return 0
 
 

@@ -12,7 +12,7 @@ exactly like a hub checkpoint.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,6 +112,44 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+# Integer sizes a caller may change on top of a preset (`tinyrs-tiny-model --size num_hidden_layers=8`), for probes
+# of width against depth; the rotary layout and the tokenizer stay the preset's.
+SIZE_FIELDS = (
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "vision_depth",
+    "vision_embed_dim",
+    "vision_num_heads",
+)
+
+
+def resized(preset: Preset, sizes: dict[str, int]) -> Preset:
+    """`preset` with some of its SIZE_FIELDS replaced; anything else is refused."""
+    unknown = sorted(set(sizes) - set(SIZE_FIELDS))
+    if unknown:
+        raise ValueError(f"cannot resize {', '.join(unknown)}; sizes that can change: {', '.join(SIZE_FIELDS)}")
+    bad = sorted(name for name, value in sizes.items() if not isinstance(value, int) or value < 1)
+    if bad:
+        raise ValueError(f"sizes must be positive integers: {', '.join(f'{n}={sizes[n]!r}' for n in bad)}")
+    changed = replace(preset, **sizes)
+    # Checked here, before anything is written: the rotary layout is the preset's and fixes the head width.
+    head_dim, rem = divmod(changed.hidden_size, changed.num_attention_heads)
+    if rem or sum(changed.mrope_section) * 2 != head_dim:
+        raise ValueError(
+            f"hidden_size / num_attention_heads = {changed.hidden_size} / {changed.num_attention_heads} must be "
+            f"{sum(changed.mrope_section) * 2}, the head width of the preset's rotary layout {changed.mrope_section}"
+        )
+    if changed.num_attention_heads % changed.num_key_value_heads:
+        raise ValueError(
+            f"num_attention_heads {changed.num_attention_heads} is not a multiple of "
+            f"num_key_value_heads {changed.num_key_value_heads}"
+        )
+    return changed
+
+
 def _rope_parameters(preset: Preset, head_dim: int) -> dict:
     params = {"rope_type": "default", "rope_theta": preset.rope_theta, "mrope_section": list(preset.mrope_section)}
     if preset.rotary_pair_freqs is None:
@@ -202,13 +240,15 @@ def build_tiny_model(
     seed: int = 0,
     min_pixels: int = DEFAULT_MIN_PIXELS,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    sizes: dict[str, int] | None = None,
 ) -> Path:
-    """Write a tiny Qwen2-VL checkpoint folder (model, tokenizer, processor, chat template) and return its path."""
+    """Write a tiny Qwen2-VL checkpoint folder (model, tokenizer, processor, chat template) and return its path.
+    `sizes` changes some of the preset's SIZE_FIELDS (see `resized`)."""
     import torch
 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    spec = PRESETS[preset]
+    spec = resized(PRESETS[preset], sizes or {})
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
