@@ -8,10 +8,12 @@ start the drills (scripts/probe_text_drills.py) from an edited copy of ``demo_ou
   pairs (under 0.01 rad per position) become one shared random matrix, so a word's query already scores high against
   its own key before any training: the content match itself is given.
 - ``scale``: every weight matrix of the language model (embeddings, projections, lm_head) multiplied by a factor: a
-  larger or smaller initialisation.
+  larger or smaller initialisation. ``--only q_proj,k_proj`` scales only the matrices whose names hold one of the
+  given parts: larger attention scores from the start, with the rest of the model as initialised.
 
     python scripts/edit_base_model.py tie-qk demo_out/base runs/base_tied --std 0.08 --layers 0,1,2,3 --kv_groups 0,1
     python scripts/edit_base_model.py scale demo_out/base runs/base_x25 --factor 2.5
+    python scripts/edit_base_model.py scale demo_out/base runs/base_qk3 --factor 3 --only q_proj,k_proj
 """
 
 from __future__ import annotations
@@ -58,12 +60,19 @@ def tie_query_key(model, layers: list[int], kv_groups: list[int], std: float, se
                     attention.q_proj.weight[[head * head_dim + d for d in dims]] = shared
 
 
-def scale_language_model(model, factor: float) -> None:
-    """Multiply every weight matrix of the language model and the output head by `factor`."""
+def scale_language_model(model, factor: float, only: list[str] | None = None) -> int:
+    """Multiply the weight matrices of the language model and the output head by `factor` (with `only`: those whose
+    names hold one of its parts); returns how many were scaled."""
+    scaled = 0
     with torch.no_grad():
         for name, param in model.named_parameters():
             if param.dim() == 2 and ("language_model" in name or name.startswith("lm_head")):
-                param.mul_(factor)
+                if only is None or any(part in name for part in only):
+                    param.mul_(factor)
+                    scaled += 1
+    if not scaled:
+        raise ValueError(f"no language-model matrix name holds any of {only}")
+    return scaled
 
 
 def _ints(text: str) -> list[int]:
@@ -83,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     tie.add_argument("--kv_groups", type=_ints, default=[0, 1])
     tie.add_argument("--seed", type=int, default=1234)
     scale.add_argument("--factor", type=float, required=True)
+    scale.add_argument("--only", type=lambda t: [x for x in t.split(",") if x], default=None, help="name parts")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -94,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "tie-qk":
         tie_query_key(model, args.layers, args.kv_groups, args.std, args.seed)
     else:
-        scale_language_model(model, args.factor)
+        scale_language_model(model, args.factor, args.only)
     model.save_pretrained(args.output_dir)
     # Tokenizer, processor and chat template travel unchanged; weights and configs come from save_pretrained, and a
     # stage's log or DONE marker is not the copy's.

@@ -211,3 +211,20 @@ def test_size_overrides_refuse_what_the_preset_cannot_take(tmp_path, sizes, mess
     with pytest.raises(ValueError, match=message):
         build_tiny_model(tmp_path / "m", preset="tiny", sizes=sizes)
     assert not (tmp_path / "m").exists()
+
+
+def test_attention_init_gain_scales_only_query_and_key():
+    from dataclasses import replace
+
+    from tinyrs_demo.tiny_model import PRESETS, build_model, preset_tokenizer
+
+    assert PRESETS["small"].attention_init_gain == 3.0 and PRESETS["tiny"].attention_init_gain == 1.0
+    tokenizer = preset_tokenizer(PRESETS["tiny"])
+    plain = build_model(PRESETS["tiny"], tokenizer, seed=0)
+    gained = build_model(replace(PRESETS["tiny"], attention_init_gain=3.0), tokenizer, seed=0)
+    for a, b in zip(plain.model.language_model.layers, gained.model.language_model.layers):
+        assert torch.equal(b.self_attn.q_proj.weight, 3.0 * a.self_attn.q_proj.weight)
+        assert torch.equal(b.self_attn.k_proj.weight, 3.0 * a.self_attn.k_proj.weight)
+        assert torch.equal(b.self_attn.v_proj.weight, a.self_attn.v_proj.weight)
+        assert torch.equal(b.mlp.up_proj.weight, a.mlp.up_proj.weight)
+    assert torch.equal(gained.model.visual.blocks[0].attn.qkv.weight, plain.model.visual.blocks[0].attn.qkv.weight)
