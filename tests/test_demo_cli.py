@@ -59,6 +59,20 @@ def test_size_flag_builds_the_resized_preset(tmp_path: Path, capsys: pytest.Capt
     assert not (tmp_path / "y").exists()
 
 
+def test_attention_init_gain_flag_overrides_the_preset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from safetensors.torch import load_file
+
+    plain, gained = tmp_path / "plain", tmp_path / "gained"
+    assert cli.model_main(["--preset", "tiny", "--output_dir", str(plain)]) == 0
+    assert cli.model_main(["--preset", "tiny", "--attention_init_gain", "2", "--output_dir", str(gained)]) == 0
+    assert "tiny attention_init_gain=2 Qwen2-VL checkpoint" in capsys.readouterr().out
+    a, b = load_file(plain / "model.safetensors"), load_file(gained / "model.safetensors")
+    changed = sorted(key for key in a if not (a[key] == b[key]).all())
+    assert changed and all(key.endswith(("q_proj.weight", "k_proj.weight")) for key in changed)
+    assert cli.model_main(["--preset", "tiny", "--attention_init_gain", "0", "--output_dir", str(tmp_path / "z")]) == 1
+    assert "must be positive" in capsys.readouterr().err and not (tmp_path / "z").exists()
+
+
 def test_unwritable_output_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
@@ -84,7 +98,10 @@ def test_module_entry_writes_the_same_data_as_the_library(
     ("script", "flags"),
     [
         ("make_demo_data.py", ["--output_dir", "--seed", "--scale"]),
-        ("make_tiny_model.py", ["--preset", "--output_dir", "--seed", "--min_pixels", "--max_pixels", "--size"]),
+        (
+            "make_tiny_model.py",
+            ["--preset", "--output_dir", "--seed", "--min_pixels", "--max_pixels", "--size", "--attention_init_gain"],
+        ),
     ],
 )
 def test_wrapper_scripts_keep_their_flags(script: str, flags: list[str]) -> None:

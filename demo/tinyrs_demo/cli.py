@@ -56,6 +56,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FIELD=N",
         help="change one size of the preset, e.g. num_hidden_layers=8 (repeatable; for width/depth probes)",
     )
+    parser.add_argument(
+        "--attention_init_gain",
+        type=float,
+        default=None,
+        help="factor on the initial query/key projections (default: the preset's; 1 gives the plain 0.02 init)",
+    )
 
 
 def _size_item(text: str) -> tuple[str, int]:
@@ -83,9 +89,13 @@ def run_model(args: argparse.Namespace) -> int:
     from tinyrs_demo.tiny_model import build_tiny_model, count_parameters
 
     sizes = dict(args.size)
-    out = build_tiny_model(args.output_dir, args.preset, args.seed, args.min_pixels, args.max_pixels, sizes)
+    out = build_tiny_model(
+        args.output_dir, args.preset, args.seed, args.min_pixels, args.max_pixels, sizes, args.attention_init_gain
+    )
     n_params = count_parameters(Path(out))
     label = args.preset + "".join(f" {name}={value}" for name, value in sizes.items())
+    if args.attention_init_gain is not None:
+        label += f" attention_init_gain={args.attention_init_gain:g}"
     sys.stdout.write(f"wrote {label} Qwen2-VL checkpoint ({n_params / 1e6:.2f} M parameters) to {out}\n")
     return 0
 

@@ -252,14 +252,19 @@ def build_tiny_model(
     min_pixels: int = DEFAULT_MIN_PIXELS,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     sizes: dict[str, int] | None = None,
+    attention_init_gain: float | None = None,
 ) -> Path:
     """Write a tiny Qwen2-VL checkpoint folder (model, tokenizer, processor, chat template) and return its path.
-    `sizes` changes some of the preset's SIZE_FIELDS (see `resized`)."""
+    `sizes` changes some of the preset's SIZE_FIELDS (see `resized`); `attention_init_gain` replaces the preset's."""
     import torch
 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     spec = resized(PRESETS[preset], sizes or {})
+    if attention_init_gain is not None:
+        if not attention_init_gain > 0:
+            raise ValueError(f"attention_init_gain must be positive, got {attention_init_gain}")
+        spec = replace(spec, attention_init_gain=attention_init_gain)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
