@@ -17,6 +17,8 @@ import random
 import sys
 from collections.abc import Callable
 
+from probe_text_drills import greedy_generator
+
 from tinyrs_demo.questions import QA, qa_comp, qa_count, qa_multi, qa_presence, qa_rural, qa_text
 from tinyrs_demo.scenes import TEST_SIZES, render
 
@@ -45,20 +47,11 @@ def tally(answer: Callable[[QA], str], qas: list[QA]) -> tuple[int, collections.
 
 def greedy_answerer(checkpoint: str, max_new_tokens: int = 8) -> Callable[[QA], str]:
     """A function question -> the checkpoint's greedy answer to its SFT prompt (images first, as in the SFT data)."""
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(checkpoint)
-    model = AutoModelForImageTextToText.from_pretrained(checkpoint).eval()
+    generate = greedy_generator(checkpoint, max_new_tokens)
 
     def answer(qa: QA) -> str:
         content = [{"type": "image"} for _ in qa.scenes] + [{"type": "text", "text": qa.prompt_text}]
-        text = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
-        images = [render(scene) for scene in qa.scenes] or None
-        inputs = processor(text=[text], images=images, return_tensors="pt")
-        with torch.no_grad():
-            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        return processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        return generate(content, [render(scene) for scene in qa.scenes] or None)
 
     return answer
 

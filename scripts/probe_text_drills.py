@@ -129,23 +129,28 @@ def item_score(answer: Callable[[str], str], heldout: list[list[str]]) -> float:
     return right / sum(map(len, expected))
 
 
-def greedy_answerer(checkpoint: str, max_new_tokens: int = 8) -> Callable[[str], str]:
-    """A function prompt -> the checkpoint's greedy answer (text only, the checkpoint's chat template)."""
+def greedy_generator(checkpoint: str, max_new_tokens: int = 8) -> Callable[[list[dict], list | None], str]:
+    """A function (user-turn content, images or None) -> the checkpoint's greedy reply (its own chat template)."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     processor = AutoProcessor.from_pretrained(checkpoint)
     model = AutoModelForImageTextToText.from_pretrained(checkpoint).eval()
 
-    def answer(prompt: str) -> str:
-        messages = [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
-        text = processor.apply_chat_template(messages, add_generation_prompt=True)
-        inputs = processor(text=[text], return_tensors="pt")
+    def generate(content: list[dict], images: list | None) -> str:
+        text = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+        inputs = processor(text=[text], images=images, return_tensors="pt")
         with torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         return processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
 
-    return answer
+    return generate
+
+
+def greedy_answerer(checkpoint: str, max_new_tokens: int = 8) -> Callable[[str], str]:
+    """A function prompt -> the checkpoint's greedy answer (text only, the checkpoint's chat template)."""
+    generate = greedy_generator(checkpoint, max_new_tokens)
+    return lambda prompt: generate([{"type": "text", "text": prompt}], None)
 
 
 def main(argv: list[str] | None = None) -> int:
