@@ -11,9 +11,12 @@ start the drills (scripts/probe_text_drills.py) from an edited copy of ``demo_ou
   larger or smaller initialisation. ``--only q_proj,k_proj`` scales only the matrices whose names hold one of the
   given parts: larger attention scores from the start, with the rest of the model as initialised.
 
-    python scripts/edit_base_model.py tie-qk demo_out/base runs/base_tied --std 0.08 --layers 0,1,2,3 --kv_groups 0,1
-    python scripts/edit_base_model.py scale demo_out/base runs/base_x25 --factor 2.5
-    python scripts/edit_base_model.py scale demo_out/base runs/base_qk3 --factor 3 --only q_proj,k_proj
+The README's drills edit the plain base (the demo's before its query/key init grew 3x), which the first line rebuilds:
+
+    tinyrs-tiny-model --preset small --attention_init_gain 1 --output_dir runs/plain_base
+    python scripts/edit_base_model.py tie-qk runs/plain_base runs/base_tied --std 0.08 --layers 0,1,2,3 --kv_groups 0,1
+    python scripts/edit_base_model.py scale runs/plain_base runs/base_x25 --factor 2.5
+    python scripts/edit_base_model.py scale runs/plain_base runs/base_qk3 --factor 3 --only q_proj,k_proj
 """
 
 from __future__ import annotations
