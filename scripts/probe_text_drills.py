@@ -28,6 +28,7 @@ format the SFT trainer reads; no images) and a held-out set whose prompts never 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import sys
@@ -171,14 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     heldout = json.loads(args.heldout.read_text(encoding="utf-8"))
     dense = any("," in expected for _, expected in heldout)
-    answers: dict[str, str] = {}
-    answerer = greedy_answerer(args.checkpoint, max_new_tokens=16 if dense else 8)
-
-    def cached(prompt: str) -> str:
-        if prompt not in answers:
-            answers[prompt] = answerer(prompt)
-        return answers[prompt]
-
+    # Both scores read the same answers: generate each once.
+    cached = functools.cache(greedy_answerer(args.checkpoint, max_new_tokens=16 if dense else 8))
     accuracy = score(cached, heldout)
     right = round(accuracy * len(heldout))
     line = f"{args.checkpoint}: {right}/{len(heldout)} held-out drills right ({100 * accuracy:.1f}%)"

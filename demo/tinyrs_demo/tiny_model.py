@@ -142,19 +142,23 @@ def resized(preset: Preset, sizes: dict[str, int]) -> Preset:
     if bad:
         raise ValueError(f"sizes must be positive integers: {', '.join(f'{n}={sizes[n]!r}' for n in bad)}")
     changed = replace(preset, **sizes)
-    # Checked here, before anything is written: the rotary layout is the preset's and fixes the head width.
-    head_dim, rem = divmod(changed.hidden_size, changed.num_attention_heads)
-    if rem or sum(changed.mrope_section) * 2 != head_dim:
-        raise ValueError(
-            f"hidden_size / num_attention_heads = {changed.hidden_size} / {changed.num_attention_heads} must be "
-            f"{sum(changed.mrope_section) * 2}, the head width of the preset's rotary layout {changed.mrope_section}"
-        )
-    if changed.num_attention_heads % changed.num_key_value_heads:
-        raise ValueError(
-            f"num_attention_heads {changed.num_attention_heads} is not a multiple of "
-            f"num_key_value_heads {changed.num_key_value_heads}"
-        )
+    check_head_shapes(changed)  # here, so that a bad size is refused before anything is written
     return changed
+
+
+def check_head_shapes(preset: Preset) -> None:
+    """Refuse sizes the rotary layout cannot take: it fixes the head width, and query heads share key/value groups."""
+    head_dim, rem = divmod(preset.hidden_size, preset.num_attention_heads)
+    if rem or sum(preset.mrope_section) * 2 != head_dim:
+        raise ValueError(
+            f"hidden_size / num_attention_heads = {preset.hidden_size} / {preset.num_attention_heads} must be "
+            f"{sum(preset.mrope_section) * 2}, the head width of the preset's rotary layout {preset.mrope_section}"
+        )
+    if preset.num_attention_heads % preset.num_key_value_heads:
+        raise ValueError(
+            f"num_attention_heads {preset.num_attention_heads} is not a multiple of "
+            f"num_key_value_heads {preset.num_key_value_heads}"
+        )
 
 
 def _rope_parameters(preset: Preset, head_dim: int) -> dict:
@@ -185,9 +189,8 @@ def build_model(preset: Preset, tokenizer: Qwen2Tokenizer, seed: int) -> Qwen2VL
     ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in QWEN2VL_SPECIAL_TOKENS}
     # Round the embedding up like the real model does (151,936 rows for 151,657 tokens).
     vocab_size = (len(tokenizer) + 63) // 64 * 64
+    check_head_shapes(preset)
     head_dim = preset.hidden_size // preset.num_attention_heads
-    if sum(preset.mrope_section) * 2 != head_dim:
-        raise ValueError(f"mrope_section {preset.mrope_section} must sum to head_dim/2 = {head_dim // 2}")
     config = Qwen2VLConfig(
         text_config={
             "vocab_size": vocab_size,
