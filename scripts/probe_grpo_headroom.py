@@ -35,29 +35,8 @@ def question_family(problem: str, words: int = 3) -> str:
 
 @dataclass
 class Family:
-    greedy: list[float] = field(default_factory=list)
-    sampled: list[list[float]] = field(default_factory=list)
-
-    def add(self, greedy: float, sampled: Sequence[float]) -> None:
-        self.greedy.append(greedy)
-        self.sampled.append(list(sampled))
-
-    @property
-    def prompts(self) -> int:
-        return len(self.greedy)
-
-    @property
-    def greedy_mean(self) -> float:
-        return sum(self.greedy) / len(self.greedy)
-
-    @property
-    def sampled_mean(self) -> float:
-        flat = [r for group in self.sampled for r in group]
-        return sum(flat) / len(flat)
-
-    @property
-    def groups_with_variance(self) -> int:
-        return sum(1 for group in self.sampled if max(group) > min(group))
+    greedy: list[float] = field(default_factory=list)  # one reward per prompt
+    sampled: list[list[float]] = field(default_factory=list)  # one group of rewards per prompt
 
 
 def tally(rows: Sequence[dict], complete: Callable[[dict], tuple[str, list[str]]]) -> dict[str, Family]:
@@ -66,23 +45,27 @@ def tally(rows: Sequence[dict], complete: Callable[[dict], tuple[str, list[str]]
     for row in rows:
         greedy, samples = complete(row)
         rewards = accuracy_reward([greedy, *samples], [row["solution"]] * (1 + len(samples)))
-        families[question_family(row["problem"])].add(rewards[0], rewards[1:])
+        family = families[question_family(row["problem"])]
+        family.greedy.append(rewards[0])
+        family.sampled.append(rewards[1:])
     return dict(families)
 
 
 def summary(families: dict[str, Family]) -> dict:
-    """Per family and overall (prompt-weighted): prompts, greedy and sampled mean reward, groups with variance."""
+    """Per family and overall: prompts, mean greedy and mean sampled reward, groups with any reward variance."""
 
     def row(fams: Sequence[Family]) -> dict:
-        prompts = sum(f.prompts for f in fams)
+        greedy = [r for f in fams for r in f.greedy]
+        groups = [g for f in fams for g in f.sampled]
+        sampled = [r for g in groups for r in g]
         return {
-            "prompts": prompts,
-            "greedy": sum(f.greedy_mean * f.prompts for f in fams) / prompts,
-            "sampled": sum(f.sampled_mean * f.prompts for f in fams) / prompts,
-            "groups_with_variance": sum(f.groups_with_variance for f in fams),
+            "prompts": len(greedy),
+            "greedy": sum(greedy) / len(greedy),
+            "sampled": sum(sampled) / len(sampled),
+            "groups_with_variance": sum(1 for g in groups if max(g) > min(g)),
         }
 
-    ordered = sorted(families.items(), key=lambda item: (-item[1].prompts, item[0]))
+    ordered = sorted(families.items(), key=lambda item: (-len(item[1].greedy), item[0]))
     return {"families": {name: row([fam]) for name, fam in ordered}, "overall": row(list(families.values()))}
 
 
