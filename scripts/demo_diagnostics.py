@@ -3,6 +3,8 @@
 - Presence split by case: a model that answers "is there *any* object" gets "asked kind shown" and "empty scene"
   right and "other kinds only" wrong, so its headline score alone cannot tell it from one that finds the named object.
 - Distinct grounding boxes: a model that answers one box for every image can still hit some.
+- Answers collapsed onto one: a model that answers "B" to every multiple-choice question (or "yes" to every yes/no
+  question) scores the share of the ground truth that is "B"; tinyrs-eval report's answer-spread rule finds them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tinyrs_demo.vocabulary import Q_PRESENCE
+from tinyrs_eval.report.answers import answer_spread
 
 
 PRESENCE_BENCHMARKS = ("vqa_HR-pre", "vqa_LR-pre")
@@ -46,12 +49,25 @@ def _first_box(answer: object) -> tuple[int, ...] | None:
     return None if match is None else tuple(int(v) for v in match.groups())
 
 
+def collapsed_answers(out: Path, stage: str, results: dict) -> str:
+    """The benchmarks on which one answer dominates a stage's predictions (the report's answer-spread rule), each as
+    `benchmark "answer" share/ground-truth share %`; "none" when there is none."""
+    found = []
+    for key, bench in results.items():
+        spread = answer_spread(_predictions(out, stage, bench), bench["task_type"])
+        if spread is not None and spread.collapsed:
+            answer = spread.top_answer if len(spread.top_answer) <= 24 else spread.top_answer[:24] + "…"
+            found.append(f'{key} "{answer}" {100 * spread.top_share:.0f}/{100 * spread.top_expected_share:.0f}%')
+    return f"{stage}: " + (", ".join(found) or "none")
+
+
 def diagnostics(out: Path, stages: Sequence[str]) -> str:
-    """Two summary lines for the demo output folder `out`: presence by case (HR and LR together) and the number of
-    distinct boxes among the grounding answers, per stage of `stages`."""
+    """Three summary lines for the demo output folder `out`: presence by case (HR and LR together), the number of
+    distinct boxes among the grounding answers, and the benchmarks whose answers collapsed onto one, per stage of
+    `stages`."""
     scenes = json.loads((out / "data" / "scenes.json").read_text(encoding="utf-8"))
     data_dir = (out / "data").resolve()
-    presence, boxes = [], []
+    presence, boxes, collapsed = [], [], []
     for stage in stages:
         results = json.loads((out / "eval" / stage / "results.json").read_text(encoding="utf-8"))["benchmarks"]
         right = dict.fromkeys(PRESENCE_CASES, 0)
@@ -69,7 +85,10 @@ def diagnostics(out: Path, stages: Sequence[str]) -> str:
         }
         answers.discard(None)
         boxes.append(f"{stage}: {len(answers)}")
+        collapsed.append(collapsed_answers(out, stage, results))
     return (
         "Presence answers right by case (HR and LR together): " + " | ".join(presence) + ".\n\n"
-        "Distinct boxes among the grounding answers: " + " | ".join(boxes) + ".\n"
+        "Distinct boxes among the grounding answers: " + " | ".join(boxes) + ".\n\n"
+        "One answer dominates (its share of the samples / the most common ground-truth answer's share, where the "
+        "first is 25 points or more above the second): " + " | ".join(collapsed) + ".\n"
     )

@@ -68,3 +68,17 @@ def test_diagnostics_counts_cases_and_distinct_boxes(tmp_path):
     assert "any_object: asked kind shown 2/2, empty scene 2/2, other kinds only 0/2" in text
     assert "blind: asked kind shown 0/2, empty scene 2/2, other kinds only 2/2" in text
     assert "grounding answers: any_object: 1 | blind: 3." in text
+    assert "25 points or more above the second): any_object: none | blind: none." in text  # no answer, no truth
+
+
+def test_diagnostics_names_the_benchmarks_whose_answers_collapsed(tmp_path):
+    out = tmp_path / "demo_out"
+    truth = ["yes", "no"] * 5
+    for stage, preds in (("always_yes", ["yes"] * 10), ("reads", truth)):  # the second is the negative control
+        folder = out / "eval" / stage
+        (folder / stage).mkdir(parents=True)
+        rows = [{"answer": a, "pred": p, "error": None} for a, p in zip(truth, preds)]
+        (folder / stage / "comp.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lines = [demo_diagnostics.collapsed_answers(out, stage, {"vqa_HR-comp": {"task_type": "vqa",
+             "predictions": f"{stage}/comp.jsonl"}}) for stage in ("always_yes", "reads")]  # fmt: skip
+    assert lines == ['always_yes: vqa_HR-comp "yes" 100/50%', "reads: none"]

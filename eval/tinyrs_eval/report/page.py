@@ -19,6 +19,7 @@ from typing import Any
 from tinyrs_eval import __version__, metrics
 from tinyrs_eval.cliargs import EXIT_USAGE, StrictArgumentParser, setup_logging
 from tinyrs_eval.errors import EvalError
+from tinyrs_eval.report.answers import answer_spread_table
 from tinyrs_eval.report.curves import curves_section
 from tinyrs_eval.report.failures import failure_browser
 from tinyrs_eval.report.figures import metrics_figure
@@ -85,6 +86,7 @@ def build_html(runs: list[dict[str, Any]], n_examples: int = 6, train: list[tupl
             f"{scores_table(runs)}{''.join(figs)}",
         ),  # fmt: skip
         ("Differences between consecutive runs", deltas_table(runs)),
+        ("Answer spread", answer_spread_table(runs)),
         ("LHRS-Bench by question type", lhrs_table(runs)),
         ("Grounding by box size", grounding_table(runs)),
         ("Learning curves", curves_section(train or [])),
