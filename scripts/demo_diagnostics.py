@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tinyrs_demo.vocabulary import Q_PRESENCE
-from tinyrs_eval.report.answers import answer_spread
+from tinyrs_eval.report.answers import COLLAPSE_EXCESS, answer_spread
 
 
 PRESENCE_BENCHMARKS = ("vqa_HR-pre", "vqa_LR-pre")
@@ -90,5 +90,5 @@ def diagnostics(out: Path, stages: Sequence[str]) -> str:
         "Presence answers right by case (HR and LR together): " + " | ".join(presence) + ".\n\n"
         "Distinct boxes among the grounding answers: " + " | ".join(boxes) + ".\n\n"
         "One answer dominates (its share of the samples / the most common ground-truth answer's share, where the "
-        "first is 25 points or more above the second): " + " | ".join(collapsed) + ".\n"
+        f"first is {100 * COLLAPSE_EXCESS:.0f} points or more above the second): " + " | ".join(collapsed) + ".\n"
     )

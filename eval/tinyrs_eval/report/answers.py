@@ -65,7 +65,6 @@ def expected_answer(rec: dict[str, Any], task_type: str) -> str:
 class Spread:
     """How the answers of one run on one benchmark are spread, against the ground truth's spread."""
 
-    n: int
     top_answer: str
     top_share: float
     distinct: int
@@ -91,7 +90,7 @@ def answer_spread(records: list[dict[str, Any]], task_type: str) -> Spread | Non
     expected = Counter(expected_answer(r, task_type) for r in records)
     (top, top_n), (top_exp, top_exp_n) = given.most_common(1)[0], expected.most_common(1)[0]
     n = len(records)
-    return Spread(n, top, top_n / n, len(given), top_exp, top_exp_n / n, len(expected))
+    return Spread(top, top_n / n, len(given), top_exp, top_exp_n / n, len(expected))
 
 
 def _cell(spread: Spread | None) -> str:
