@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Copy a demo base checkpoint with its language model's initial weights edited, for the text-drill probes.
 
-The "missing skill" part of docs/demo-findings.md asks why finding a word by its content stays on a plateau. Two of
-its variants start the drills (scripts/probe_text_drills.py) from an edited copy of ``demo_out/base``:
+The README's "missing skill" section asks why finding a word by its content stays on a plateau. Two of its variants
+start the drills (scripts/probe_text_drills.py) from an edited copy of ``demo_out/base``:
 
 - ``tie-qk``: in the chosen layers and key/value groups, the query and key projections of the nearly still rotary
   pairs (under 0.01 rad per position) become one shared random matrix, so a word's query already scores high against
@@ -11,7 +11,7 @@ its variants start the drills (scripts/probe_text_drills.py) from an edited copy
   larger or smaller initialisation. ``--only q_proj,k_proj`` scales only the matrices whose names hold one of the
   given parts: larger attention scores from the start, with the rest of the model as initialised.
 
-Those drills edit the plain base (the demo's before its query/key init grew 3x), which the first line rebuilds:
+The README's drills edit the plain base (the demo's before its query/key init grew 3x), which the first line rebuilds:
 
     tinyrs-tiny-model --preset small --attention_init_gain 1 --output_dir runs/plain_base
     python scripts/edit_base_model.py tie-qk runs/plain_base runs/base_tied --std 0.08 --layers 0,1,2,3 --kv_groups 0,1

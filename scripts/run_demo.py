@@ -67,7 +67,7 @@ class Budget:
     cot_epochs: float = 3.0
     # CoT-SFT continues from the SFT model at 7e-4 (1e-3 made it forget classification when the loss was a token
     # mean). At 3e-4 for 5 epochs the CoT mean rose at every seed, but GRPO from it then fell up to 20 points on one
-    # benchmark (docs/demo-findings.md, "Also tried").
+    # benchmark (README, "Also tried").
     cot_lr: str = "7e-4"
     grpo_steps: int = 120
     eval_limit: int | None = None

@@ -62,7 +62,7 @@ class Preset:
     # With the 0.02 init the answer position's attention stayed nearly uniform after the demo's SFT (mean entropy 3.5
     # nats against 3.9 for an even spread, scripts/probe_attention.py), and at a rate low enough to keep it from
     # collapsing onto one token the scores grow slowly: a larger start lets them sharpen on content within the demo's
-    # SFT (docs/demo-findings.md).
+    # SFT (README, demo section).
     attention_init_gain: float = 1.0
 
 
@@ -100,8 +100,8 @@ PRESETS: dict[str, Preset] = {
         # Still pairs. With theta 10 alone every pair turned at least 0.12 rad per token, so no query could match an
         # image token by what it shows alone: the score also turned with the token's row, column and distance from the
         # text. The h and w sections keep their four fastest pairs and the t section none; the other pairs turn 1e-3
-        # rad per step, as the real theta 1e6 leaves its lowest pairs nearly still. docs/demo-findings.md has what it
-        # changed.
+        # rad per step, as the real theta 1e6 leaves its lowest pairs nearly still. See the README's demo section for
+        # what it changed.
         rotary_pair_freqs=(
             # t: both pairs still; h (image rows), then w (image columns): four turning pairs and three still ones
             (STILL_PAIR,) * 2
