@@ -2,7 +2,8 @@
 """`make demo`: the whole TinyRS chain on the built-in default, on a CPU, offline.
 
 base model -> pretraining -> SFT -> CoT-SFT -> GRPO, each stage a real entry point (the same CLIs and launchers a
-GPU user runs: the ``deepspeed`` launcher with ZeRO-3 for the SFT stages, ``torchrun`` + ZeRO-3 for GRPO,
+GPU user runs: the ``deepspeed`` launcher for the SFT stages (ZeRO-2 here: one CPU process has nothing to
+partition), ``torchrun`` + ZeRO-3 for GRPO,
 ``accelerate launch`` for evaluation) consuming the previous stage's checkpoint folder; then every checkpoint is
 evaluated on the demo ``data_root`` with ``--task all`` and one table (benchmark x stage, strict and legacy) is
 printed and written to ``demo_out/summary.md``, next to the HTML report of ``tinyrs-eval report``.
@@ -59,10 +60,11 @@ class Budget:
     data_scale: str = "full"
     model_preset: str = "small"
     pretrain_epochs: float = 1.0
-    # SFT at 3e-4 for 8 epochs rather than the recipe's 1e-3 for 4: text drills find a word by its content only at
-    # the lower rate, which needs the longer run for grounding. Seeds 0/1/2: grounding 66/60/52% -> 84/90/74% with
-    # 23-26 distinct boxes instead of 16-17; finding the asked kind among other kinds improved at seed 0 only.
-    sft_epochs: float = 8.0
+    # SFT at 3e-4 rather than the recipe's 1e-3: text drills find a word by its content only at the lower rate, which
+    # needs the longer run for grounding (8 epochs instead of 4: seeds 0/1/2 grounding 66/60/52% -> 84/90/74%). 10.9
+    # epochs (1,880 steps) instead of 8: at 8 comparison and presence among other kinds were still rising (comparison
+    # 68/62% -> 90/94% at seed 0, with the SFT stage at 1 thread; docs/demo-findings.md, "Not reached, and why").
+    sft_epochs: float = 10.9
     sft_lr: str = "3e-4"
     cot_epochs: float = 3.0
     # CoT-SFT continues from the SFT model at 7e-4 (1e-3 made it forget classification when the loss was a token
@@ -181,6 +183,8 @@ def sft_command(
     cmd = [
         str(BIN / "deepspeed"), "--num_gpus", "1", "--master_port", str(free_port()), "--module", "tinyrs_sft.train",
         "--config", str(recipe),
+        # The recipe's own DeepSpeed config, named here too so that the stage key hashes its contents.
+        "--deepspeed", str(REPO / "sft" / "configs" / "deepspeed" / "zero2.json"),
         "--model_name_or_path", str(model),
         "--dataset_name", str(data),
         "--training_stage", {"pretrain": "pretraining"}.get(name, name),
