@@ -60,11 +60,11 @@ class Budget:
     data_scale: str = "full"
     model_preset: str = "small"
     pretrain_epochs: float = 1.0
-    # SFT at 3e-4 rather than the recipe's 1e-3: text drills find a word by its content only at the lower rate, which
-    # needs the longer run for grounding (8 epochs instead of 4: seeds 0/1/2 grounding 66/60/52% -> 84/90/74%). 10.9
-    # epochs (1,880 steps) instead of 8: at 8 comparison and presence among other kinds were still rising (comparison
-    # 68/62% -> 90/94% at seed 0, with the SFT stage at 1 thread; docs/demo-findings.md, "Not reached, and why").
-    sft_epochs: float = 10.9
+    # SFT at 3e-4 for 8 epochs rather than the recipe's 1e-3 for 4: text drills find a word by its content only at
+    # the lower rate, which needs the longer run for grounding. Seeds 0/1/2: grounding 66/60/52% -> 84/90/74% with
+    # 23-26 distinct boxes instead of 16-17. 10.9 epochs reach comparison >= 70 at seed 0 too, but CoT-SFT then
+    # grounds worse than SFT and GRPO loses 14 points on LHRS-Bench (docs/demo-findings.md, "Not reached, and why").
+    sft_epochs: float = 8.0
     sft_lr: str = "3e-4"
     cot_epochs: float = 3.0
     # CoT-SFT continues from the SFT model at 7e-4 (1e-3 made it forget classification when the loss was a token

@@ -150,6 +150,7 @@ OFFLINE_DICTS = {  # file -> name of the dict literal (None: the dict literal th
     "scripts/run_demo.py": "OFFLINE_ENV",
     "benchmarks/gpu_check.py": "OFFLINE_ENV",
     "benchmarks/sft_startup.py": "CHILD_ENV",
+    "benchmarks/demo_zero_stage.py": "OFFLINE_ENV",
 }
 SHELL_EXPORTS = ("Makefile", "scripts/gpu_check.sh")
 
