@@ -45,3 +45,22 @@ def test_a_launcher_port_does_not_count_and_fresh_redoes_everything(tmp_path, ca
     assert "done before, reused" in capsys.readouterr().out
     run_demo.StageRunner(out, fresh=True)("a", [sys.executable, "-c", "pass", "--master_port", "4321"])
     assert "done before" not in capsys.readouterr().out
+
+
+def test_every_training_stage_names_its_deepspeed_config_so_the_key_hashes_it(tmp_path):
+    """A DeepSpeed config named only inside a recipe would not reach the stage key, and an edit to it would reuse
+    stale checkpoints; the demo names it on the command line, and it must be the one the recipe names."""
+    import yaml
+
+    recipe = run_demo.REPO / "sft" / "configs" / "cpu_demo.yaml"
+    named_in_recipe = (recipe.parent / yaml.safe_load(recipe.read_text(encoding="utf-8"))["deepspeed"]).resolve()
+    budget = run_demo.FULL
+    commands = [
+        run_demo.sft_command(tmp_path, "sft", tmp_path / "model", tmp_path / "data.json", 1.0, budget),
+        run_demo.grpo_command(tmp_path, tmp_path / "model", budget),
+    ]
+    for cmd in commands:
+        config = run_demo.Path(cmd[cmd.index("--deepspeed") + 1])
+        assert config.is_file(), config
+    sft_config = run_demo.Path(commands[0][commands[0].index("--deepspeed") + 1]).resolve()
+    assert sft_config == named_in_recipe
