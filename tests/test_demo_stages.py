@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import run_demo
+import yaml
 
 
 def _cmd(recipe) -> list[str]:
@@ -50,8 +52,6 @@ def test_a_launcher_port_does_not_count_and_fresh_redoes_everything(tmp_path, ca
 def test_every_training_stage_names_its_deepspeed_config_so_the_key_hashes_it(tmp_path):
     """A DeepSpeed config named only inside a recipe would not reach the stage key, and an edit to it would reuse
     stale checkpoints; the demo names it on the command line, and it must be the one the recipe names."""
-    import yaml
-
     recipe = run_demo.REPO / "sft" / "configs" / "cpu_demo.yaml"
     named_in_recipe = (recipe.parent / yaml.safe_load(recipe.read_text(encoding="utf-8"))["deepspeed"]).resolve()
     budget = run_demo.FULL
@@ -60,7 +60,7 @@ def test_every_training_stage_names_its_deepspeed_config_so_the_key_hashes_it(tm
         run_demo.grpo_command(tmp_path, tmp_path / "model", budget),
     ]
     for cmd in commands:
-        config = run_demo.Path(cmd[cmd.index("--deepspeed") + 1])
+        config = Path(cmd[cmd.index("--deepspeed") + 1])
         assert config.is_file(), config
-    sft_config = run_demo.Path(commands[0][commands[0].index("--deepspeed") + 1]).resolve()
+    sft_config = Path(commands[0][commands[0].index("--deepspeed") + 1]).resolve()
     assert sft_config == named_in_recipe
