@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from demo_diagnostics import diagnostics
 
 
@@ -124,7 +125,20 @@ def stage_key(cmd: list[str]) -> str:
         path = Path(arg)
         if path.suffix in (".yaml", ".json") and path.is_file():
             digest.update(path.read_bytes())
+            if path.suffix == ".yaml":
+                for named in files_named_in(path):
+                    digest.update(str(named).encode() + b"\0" + named.read_bytes())
     return digest.hexdigest()
+
+
+def files_named_in(recipe: Path) -> list[Path]:
+    """The JSON and YAML files a recipe names by a path relative to itself (the SFT recipe's DeepSpeed config): they
+    shape the stage as much as the recipe does, so an edit to them must redo it."""
+    settings = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    if not isinstance(settings, dict):
+        return []
+    named = (recipe.parent / value for value in settings.values() if isinstance(value, str))
+    return [path for path in named if path.suffix in (".yaml", ".json") and path.is_file()]
 
 
 class StageRunner:
@@ -182,10 +196,6 @@ def sft_command(
     cmd = [
         str(BIN / "deepspeed"), "--num_gpus", "1", "--master_port", str(free_port()), "--module", "tinyrs_sft.train",
         "--config", str(recipe),
-        # The recipe's own DeepSpeed config, named here too so that the stage key hashes its contents. ZeRO-2 would
-        # make each SFT step faster here, but it rounds differently and the demo's margins are within rounding
-        # (benchmarks/README.md, "Demo SFT and GRPO under ZeRO-2 and ZeRO-3").
-        "--deepspeed", str(REPO / "sft" / "configs" / "deepspeed" / "zero3.json"),
         "--model_name_or_path", str(model),
         "--dataset_name", str(data),
         "--training_stage", {"pretrain": "pretraining"}.get(name, name),

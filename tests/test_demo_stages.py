@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import run_demo
 import yaml
@@ -49,18 +48,24 @@ def test_a_launcher_port_does_not_count_and_fresh_redoes_everything(tmp_path, ca
     assert "done before" not in capsys.readouterr().out
 
 
-def test_every_training_stage_names_its_deepspeed_config_so_the_key_hashes_it(tmp_path):
-    """A DeepSpeed config named only inside a recipe would not reach the stage key, and an edit to it would reuse
-    stale checkpoints; the demo names it on the command line, and it must be the one the recipe names."""
+def test_a_file_named_inside_a_recipe_counts_like_the_recipe(tmp_path):
+    """The SFT recipe names its DeepSpeed config by a relative path; an edit to that config must redo the stage,
+    not reuse its checkpoint."""
+    ds_config = tmp_path / "deepspeed" / "zero.json"
+    ds_config.parent.mkdir()
+    ds_config.write_text('{"zero_optimization": {"stage": 3}}')
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("deepspeed: deepspeed/zero.json\nlearning_rate: 1.0e-3\noutput_dir: not/a/file\n")
+    assert run_demo.files_named_in(recipe) == [ds_config]
+
+    before = run_demo.stage_key(_cmd(recipe))
+    assert run_demo.stage_key(_cmd(recipe)) == before
+    ds_config.write_text('{"zero_optimization": {"stage": 2}}')
+    assert run_demo.stage_key(_cmd(recipe)) != before
+
+
+def test_the_demo_recipe_names_its_deepspeed_config():
     recipe = run_demo.REPO / "sft" / "configs" / "cpu_demo.yaml"
-    named_in_recipe = (recipe.parent / yaml.safe_load(recipe.read_text(encoding="utf-8"))["deepspeed"]).resolve()
-    budget = run_demo.FULL
-    commands = [
-        run_demo.sft_command(tmp_path, "sft", tmp_path / "model", tmp_path / "data.json", 1.0, budget),
-        run_demo.grpo_command(tmp_path, tmp_path / "model", budget),
-    ]
-    for cmd in commands:
-        config = Path(cmd[cmd.index("--deepspeed") + 1])
-        assert config.is_file(), config
-    sft_config = Path(commands[0][commands[0].index("--deepspeed") + 1]).resolve()
-    assert sft_config == named_in_recipe
+    named = run_demo.files_named_in(recipe)
+    assert [path.name for path in named] == ["zero3.json"]
+    assert yaml.safe_load(recipe.read_text(encoding="utf-8"))["deepspeed"] == "deepspeed/zero3.json"
